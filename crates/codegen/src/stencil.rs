@@ -1,0 +1,198 @@
+//! Stencils: compiled functions that name no module index, address or constant value
+//! (DESIGN.md §2.2–2.3), and [`finalize`], which applies one module's parameters.
+//!
+//! A [`Stencil`]'s code holds zeros at every relocation and constant site. Phases are
+//! types: a `Stencil` can only become executable bytes through [`finalize`].
+//!
+//! Invariant (I2): finalizing a stencil with constants its guards accept gives the bytes
+//! a fresh compile with those constants gives.
+
+use quickbeam_environ::*;
+
+/// A compiled function before finalize.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stencil {
+    /// Machine code, with zeros at every relocation and constant site.
+    pub code: Vec<u8>,
+    pub relocs: Vec<Reloc>,
+    pub const_sites: Vec<ConstSite>,
+    /// One guard per constant of the body, indexed by [`ConstIdx`].
+    pub guards: Vec<Guard>,
+    /// Instructions that may trap, sorted by code offset.
+    pub trap_sites: Vec<TrapSite>,
+    /// `(code offset, body-relative Wasm offset)` pairs, sorted by code offset: the Wasm
+    /// operator whose code starts at each offset.
+    pub srclocs: Vec<(u32, u32)>,
+}
+
+/// A place in the code that finalize fills from the module's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reloc {
+    /// Offset of the 4-byte field in the function's code.
+    pub offset: u32,
+    pub kind: RelocKind,
+}
+
+/// What a relocation resolves to. All fields are 32 bits wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RelocKind {
+    /// `call rel32` to a defined function: its code's offset minus the end of the field.
+    CallRel32(FuncSlot),
+    /// The VMContext offset of a function's `VMFuncRef`.
+    FuncRefOffset(FuncSlot),
+    /// The VMContext offset of a table's definition pointer.
+    TableOffset(TableSlot),
+    /// The VMContext offset of a memory's definition pointer.
+    MemoryOffset(MemorySlot),
+    /// The VMContext offset of a global's storage pointer.
+    GlobalOffset(GlobalSlot),
+    /// The engine-wide signature id of a type (for `call_indirect` checks).
+    SigId(TypeSlot),
+    /// Module indices passed to builtins as immediates.
+    FuncIndex(FuncSlot),
+    TableIndex(TableSlot),
+    MemoryIndex(MemorySlot),
+    DataIndex(DataSlot),
+    ElemIndex(ElemSlot),
+}
+
+/// Where one constant's bits went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConstSite {
+    pub offset: u32,
+    pub k: ConstIdx,
+    pub encoding: SiteEncoding,
+}
+
+/// How a constant is written at its site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SiteEncoding {
+    /// The low 32 bits, little-endian.
+    Imm32,
+    /// The low 32 bits of the negated value (for `sub` turned into `add`).
+    Imm32Neg,
+    /// All 64 bits, little-endian.
+    Imm64,
+}
+
+/// Which values of a constant the stencil stays correct for (DESIGN.md §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Guard {
+    /// Every value patches correctly.
+    Any,
+    /// Values in `lo..=hi` (as signed 64-bit) patch correctly.
+    Range { lo: i64, hi: i64 },
+    /// Only this exact value (bits): the value shaped the code.
+    Exact(u64),
+}
+
+impl Guard {
+    /// Whether the constant `bits` may be patched into a stencil with this guard.
+    pub fn accepts(self, bits: u64) -> bool {
+        match self {
+            Guard::Any => true,
+            Guard::Range { lo, hi } => (lo..=hi).contains(&(bits as i64)),
+            Guard::Exact(v) => v == bits,
+        }
+    }
+
+    /// The tightest guard allowing both `self` and `other` uses.
+    pub fn meet(self, other: Guard) -> Guard {
+        match (self, other) {
+            (Guard::Any, g) | (g, Guard::Any) => g,
+            (Guard::Exact(v), _) | (_, Guard::Exact(v)) => Guard::Exact(v),
+            (Guard::Range { lo: a, hi: b }, Guard::Range { lo: c, hi: d }) => {
+                Guard::Range { lo: a.max(c), hi: b.min(d) }
+            }
+        }
+    }
+}
+
+/// A trapping instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TrapSite {
+    pub offset: u32,
+    pub code: TrapCode,
+}
+
+/// What finalize needs from the module and engine.
+pub struct FinalizeContext<'a> {
+    pub offsets: &'a VMOffsets,
+    /// Engine-wide signature id of each type index of the module.
+    pub sig_ids: &'a [u32],
+    /// Offset of every *defined* function's code in the module's code image, by
+    /// function index minus the number of imported functions.
+    pub func_code_offsets: &'a [u32],
+    pub num_imported_funcs: u32,
+    /// This function's offset in the code image.
+    pub this_offset: u32,
+}
+
+/// Why a stencil could not be finalized: the parameters do not fit it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FinalizeError {
+    #[error("constant #{0} does not satisfy its guard")]
+    GuardRejected(u32),
+    #[error("stencil refers to a slot the parameters do not have")]
+    MissingParameter,
+}
+
+/// Copies `stencil`'s code into `out` (which must be exactly as long), writing every
+/// constant from `consts` (bits, by [`ConstIdx`]) and resolving every relocation with
+/// `params` and `cx`.
+///
+/// # Errors
+/// [`FinalizeError::GuardRejected`] if a constant fails its guard; nothing is written
+/// that could run then.
+pub fn finalize(
+    stencil: &Stencil,
+    params: &FunctionParameters,
+    consts: &[u64],
+    cx: &FinalizeContext<'_>,
+    out: &mut [u8],
+) -> Result<(), FinalizeError> {
+    for (k, g) in stencil.guards.iter().enumerate() {
+        let bits = *consts.get(k).ok_or(FinalizeError::MissingParameter)?;
+        if !g.accepts(bits) {
+            return Err(FinalizeError::GuardRejected(k as u32));
+        }
+    }
+    out.copy_from_slice(&stencil.code);
+    for site in &stencil.const_sites {
+        let bits = *consts.get(site.k.index()).ok_or(FinalizeError::MissingParameter)?;
+        let at = site.offset as usize;
+        match site.encoding {
+            SiteEncoding::Imm32 => out[at..at + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
+            SiteEncoding::Imm32Neg => out[at..at + 4].copy_from_slice(&(bits as u32).wrapping_neg().to_le_bytes()),
+            SiteEncoding::Imm64 => out[at..at + 8].copy_from_slice(&bits.to_le_bytes()),
+        }
+    }
+    for r in &stencil.relocs {
+        let value = resolve(r, params, cx).ok_or(FinalizeError::MissingParameter)?;
+        let at = r.offset as usize;
+        out[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+    Ok(())
+}
+
+fn resolve(r: &Reloc, p: &FunctionParameters, cx: &FinalizeContext<'_>) -> Option<u32> {
+    let get = |v: &Vec<u32>, i: usize| v.get(i).copied();
+    Some(match r.kind {
+        RelocKind::CallRel32(f) => {
+            let func = get(&p.funcs, f.index())?;
+            let target = *cx.func_code_offsets.get(func.checked_sub(cx.num_imported_funcs)? as usize)?;
+            let field_end = cx.this_offset.wrapping_add(r.offset + 4);
+            target.wrapping_sub(field_end)
+        }
+        RelocKind::FuncRefOffset(f) => cx.offsets.funcref(get(&p.funcs, f.index())?),
+        RelocKind::TableOffset(t) => cx.offsets.table(get(&p.tables, t.index())?),
+        RelocKind::MemoryOffset(m) => cx.offsets.memory(get(&p.memories, m.index())?),
+        RelocKind::GlobalOffset(g) => cx.offsets.global(get(&p.globals, g.index())?),
+        RelocKind::SigId(t) => *cx.sig_ids.get(get(&p.types, t.index())? as usize)?,
+        RelocKind::FuncIndex(f) => get(&p.funcs, f.index())?,
+        RelocKind::TableIndex(t) => get(&p.tables, t.index())?,
+        RelocKind::MemoryIndex(m) => get(&p.memories, m.index())?,
+        RelocKind::DataIndex(d) => get(&p.datas, d.index())?,
+        RelocKind::ElemIndex(e) => get(&p.elems, e.index())?,
+    })
+}

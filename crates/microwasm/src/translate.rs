@@ -1,0 +1,1 @@
+//! Streaming Wasm → Microwasm translation (to be written).

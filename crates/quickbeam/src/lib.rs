@@ -1,0 +1,1 @@
+//! Quickbeam: a WebAssembly runtime whose reloads cost almost nothing

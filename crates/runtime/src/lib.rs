@@ -1,0 +1,1 @@
+//! Quickbeam's runtime: code memory, VMContext, memories, tables, globals, traps

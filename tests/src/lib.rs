@@ -1,0 +1,1 @@
+//! Shared helpers for Quickbeam's integration tests.
