@@ -1,13 +1,25 @@
 //! Quickbeam's backend: Microwasm → x86-64 in one pass, into [`Stencil`]s.
 //!
 //! - [`stencil`]: the stencil format and [`finalize`].
+//! - [`masm`]: the MacroAssembler, the only layer that emits instruction bytes.
+//! - [`codegen`]: the code generator's state (value stack, registers, labels, frames);
+//!   `visit` (one method per Microwasm operator), `int`, `float` and `memory` hold the
+//!   operator helpers.
 //!
 //! Invariant: no module index, address or constant value is baked into stencil bytes;
 //! each goes through a relocation or a constant site.
 #![forbid(unsafe_code)]
 
+pub mod codegen;
+mod float;
+mod int;
+pub mod masm;
+mod memory;
 pub mod stencil;
+mod visit;
 
+pub use float::{FCmp, SignOp, TruncKind};
+pub use int::{BitCount, DivKind};
 pub use stencil::*;
 
 use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, SlotEnv};
@@ -41,7 +53,10 @@ impl FunctionCompiler {
     /// # Errors
     /// The translator's and the backend's [`CompileError`]s.
     pub fn compile(&mut self, env: &ModuleEnv, input: FunctionInput<'_>) -> Result<CompiledFunction, CompileError> {
-        let _ = (&mut self.translator, env, input);
-        Err(CompileError::Unsupported("backend not written yet"))
+        let ty = env.func_type(input.index).clone();
+        let mut cg = codegen::CodeGen::new(&ty);
+        let t = self.translator.translate(env, input, &mut cg)?;
+        let stencil = cg.finish(t.consts.len())?;
+        Ok(CompiledFunction { stencil, params: t.params, consts: t.consts, slots: t.slots })
     }
 }
