@@ -51,12 +51,11 @@ impl CodeGen {
             Opnd::Const { bits, k } if fits_imm32(size, bits) => {
                 let at = self.masm.alu_ri(op, size, dst, bits as u32 as i32);
                 self.site(k, at, SiteEncoding::Imm32, imm32_guard(size));
-                if k.is_none() {
-                    // A made-up constant carries no site; nothing to patch.
-                }
             }
             Opnd::Const { bits, k } => {
-                self.const_to_gpr(rhs.ty, SCRATCH, bits, k);
+                // Too wide for imm32: the value chose this encoding, so it is pinned (I2).
+                self.pin_exact(k, bits);
+                self.const_to_gpr(rhs.ty, SCRATCH, bits, None);
                 self.masm.alu_rr(op, size, dst, SCRATCH);
             }
             Opnd::Gpr(r) => {
@@ -88,7 +87,8 @@ impl CodeGen {
                 self.site(k, at, SiteEncoding::Imm32, imm32_guard(size));
             }
             Opnd::Const { bits, k } => {
-                self.const_to_gpr(rhs.ty, SCRATCH, bits, k);
+                self.pin_exact(k, bits);
+                self.const_to_gpr(rhs.ty, SCRATCH, bits, None);
                 self.masm.imul_rr(size, dst, SCRATCH);
             }
             Opnd::Gpr(r) => {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codegen;
+pub mod disasm;
 mod float;
 mod int;
 pub mod masm;

@@ -80,6 +80,10 @@ impl CodeGen {
                 self.site(k, imm, SiteEncoding::Imm32, guard);
             }
             _ => {
+                if let (Opnd::Const { bits, k }, Width::B64) = (v.op, width) {
+                    // Too wide for the imm32 form, which a fitting value would take (I2).
+                    self.pin_exact(k, bits);
+                }
                 let vr = self.as_gpr(v)?;
                 let (at, disp) = self.masm.store(addr.mem, vr, width);
                 self.access_sites(addr, at, disp);
