@@ -132,6 +132,7 @@ pub struct CodeGen {
     srclocs: Vec<(u32, u32)>,
     srcloc: u32,
     mem_traps: Vec<TrapSite>,
+    op_ordinal: u32,
 }
 
 fn internal(what: &'static str) -> CompileError {
@@ -176,6 +177,7 @@ impl CodeGen {
             srclocs: Vec::new(),
             srcloc: 0,
             mem_traps: Vec::new(),
+            op_ordinal: 0,
         };
         for &p in ty.params() {
             cg.stack.push(Value { ty: p, loc: Loc::Home });
@@ -189,7 +191,11 @@ impl CodeGen {
         cg
     }
 
-    pub(crate) fn set_srcloc(&mut self, rel: u32) {
+    /// Called before each Wasm operator's code; records its ordinal (see
+    /// [`Stencil::srclocs`]). The byte offset is ignored on purpose.
+    pub(crate) fn set_srcloc(&mut self, _rel: u32) {
+        let rel = self.op_ordinal;
+        self.op_ordinal += 1;
         self.srcloc = rel;
         let at = self.masm.offset();
         match self.srclocs.last_mut() {

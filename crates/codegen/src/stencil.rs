@@ -20,8 +20,10 @@ pub struct Stencil {
     pub guards: Vec<Guard>,
     /// Instructions that may trap, sorted by code offset.
     pub trap_sites: Vec<TrapSite>,
-    /// `(code offset, body-relative Wasm offset)` pairs, sorted by code offset: the Wasm
-    /// operator whose code starts at each offset.
+    /// `(code offset, operator ordinal)` pairs, sorted by code offset: the Wasm operator
+    /// (0 = the body's first) whose code starts at each offset. Ordinals, not byte
+    /// offsets, because byte offsets move when a constant's LEB128 encoding changes
+    /// length; [`quickbeam_environ::operator_offset`] maps an ordinal back to bytes.
     pub srclocs: Vec<(u32, u32)>,
 }
 

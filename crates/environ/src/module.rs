@@ -470,3 +470,16 @@ fn memory_type(m: wasmparser::MemoryType) -> MemoryType {
 fn global_type(g: wasmparser::GlobalType) -> Result<GlobalType, UnsupportedType> {
     Ok(GlobalType { content: ValType::from_wasmparser(g.content_type)?, mutable: g.mutable })
 }
+
+/// The byte offset, relative to the body's start, of the `ordinal`-th operator of a
+/// function body (`body` is the whole body: locals, then operators). Used to turn a
+/// stencil's operator ordinals into module offsets for backtraces; `None` if the body is
+/// malformed or shorter.
+pub fn operator_offset(body: &[u8], ordinal: u32) -> Option<u32> {
+    let fb = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(body, 0));
+    let mut ops = fb.get_operators_reader().ok()?;
+    for _ in 0..ordinal {
+        ops.read().ok()?;
+    }
+    Some(ops.original_position() as u32)
+}

@@ -57,6 +57,8 @@ pub struct FuncSlotInfo {
 }
 
 /// Per slot, what the function's code and validity depend on (part of its stencil key).
+/// Table and memory limits are not recorded (stored as 0 and `None`): code checks table
+/// bounds at run time and relies on guard pages for memories.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SlotEnv {
     pub funcs: Vec<FuncSlotInfo>,
@@ -127,7 +129,9 @@ impl SlotAllocator {
         let (s, new) = self.slot(2, index);
         if new {
             self.params.tables.push(index);
-            self.env.tables.push(m.tables[index as usize]);
+            // Code checks table bounds at run time: only the element type matters.
+            let t = m.tables[index as usize];
+            self.env.tables.push(TableType { minimum: 0, maximum: None, ..t });
         }
         TableSlot(s)
     }
@@ -145,7 +149,9 @@ impl SlotAllocator {
         let (s, new) = self.slot(4, index);
         if new {
             self.params.memories.push(index);
-            self.env.memories.push(m.memories[index as usize]);
+            // Guard pages make code independent of a memory's limits.
+            let mt = m.memories[index as usize];
+            self.env.memories.push(MemoryType { minimum: 0, maximum: None, ..mt });
         }
         MemorySlot(s)
     }

@@ -1,0 +1,89 @@
+//! `quickbeam-bench`: measures what DESIGN.md §9 budgets, as ratios against references
+//! measured in the same run (SHA-256 of the bytes, wasmparser validation).
+//!
+//! Usage: `cargo run --release -p quickbeam-benches -- compile [FILE.wasm ...]`
+//! (defaults: the real programs in `target/fixtures/` and `../shared/corpus/`).
+//! Every figure is the best of several runs, single-threaded.
+
+use anyhow::{Context, Result};
+use sha2::Digest;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn best_of(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed());
+    }
+    Ok(best)
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn default_files() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut v = Vec::new();
+    for name in ["sqlite", "lua", "zstd", "bzip2"] {
+        v.push(root.join("target/fixtures").join(format!("{name}.wasm")));
+    }
+    for name in ["coremark", "bz2", "pulldown-cmark", "spidermonkey"] {
+        v.push(root.join("../shared/corpus").join(format!("{name}.wasm")));
+    }
+    v.into_iter().filter(|p| p.exists()).collect()
+}
+
+fn compile_all(bytes: &[u8]) -> Result<usize> {
+    let (env, inputs) = quickbeam_environ::ModuleEnv::parse(bytes, quickbeam_environ::supported_features())?;
+    let mut c = quickbeam_codegen::FunctionCompiler::new();
+    let mut code = 0;
+    for input in inputs {
+        code += c.compile(&env, input).map_err(|e| anyhow::anyhow!("{e}"))?.stencil.code.len();
+    }
+    Ok(code)
+}
+
+fn bench_compile(files: &[PathBuf]) -> Result<()> {
+    println!("Cold compile, one thread (best of 5). Budget (DESIGN.md §9): >= 3x Winch's ~14 MB/s, about 40 MB/s.");
+    println!("{:<22} {:>10} {:>12} {:>12} {:>12} {:>9} {:>9}", "module", "bytes", "compile MB/s", "validate MB/s", "sha256 MB/s", "code/wasm", "vs valid.");
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let mut code = 0;
+        let t_compile = best_of(5, || {
+            code = compile_all(&bytes)?;
+            Ok(())
+        })?;
+        let t_validate = best_of(5, || {
+            wasmparser::Validator::new_with_features(quickbeam_environ::supported_features()).validate_all(&bytes)?;
+            Ok(())
+        })?;
+        let t_hash = best_of(5, || {
+            std::hint::black_box(sha2::Sha256::digest(&bytes));
+            Ok(())
+        })?;
+        println!(
+            "{:<22} {:>10} {:>12.1} {:>12.1} {:>12.1} {:>9.2} {:>8.2}x",
+            f.file_name().unwrap().to_string_lossy(),
+            bytes.len(),
+            mbps(bytes.len(), t_compile),
+            mbps(bytes.len(), t_validate),
+            mbps(bytes.len(), t_hash),
+            code as f64 / bytes.len() as f64,
+            t_compile.as_secs_f64() / t_validate.as_secs_f64(),
+        );
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("compile", &[]));
+    let files: Vec<PathBuf> = if rest.is_empty() { default_files() } else { rest.iter().map(PathBuf::from).collect() };
+    match cmd {
+        "compile" => bench_compile(&files),
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile)"),
+    }
+}
