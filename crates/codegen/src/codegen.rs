@@ -194,6 +194,8 @@ impl CodeGen {
     /// Called before each Wasm operator's code; records its ordinal (see
     /// [`Stencil::srclocs`]). The byte offset is ignored on purpose.
     pub(crate) fn set_srcloc(&mut self, _rel: u32) {
+        #[cfg(debug_assertions)]
+        self.check_refs();
         let rel = self.op_ordinal;
         self.op_ordinal += 1;
         self.srcloc = rel;
@@ -202,6 +204,22 @@ impl CodeGen {
             Some(last) if last.0 == at => last.1 = rel,
             _ => self.srclocs.push((at, rel)),
         }
+    }
+
+    /// Checks that every register's count equals its stack uses (between operators).
+    #[cfg(debug_assertions)]
+    fn check_refs(&self) {
+        let mut g = [0u16; 16];
+        let mut x = [0u16; 16];
+        for v in &self.stack {
+            match v.loc {
+                Loc::Gpr(r) => g[r as usize] += 1,
+                Loc::Xmm(r) => x[r as usize] += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(g, self.gpr_refs, "gpr counts after operator #{}", self.op_ordinal);
+        assert_eq!(x, self.xmm_refs, "xmm counts after operator #{}", self.op_ordinal);
     }
 
     /// Finishes the function: trap stubs, frame size, and the stencil.
@@ -407,12 +425,20 @@ impl CodeGen {
         let _ = ty;
     }
 
-    /// Moves stack users of `r` elsewhere so the operator can claim it.
-    pub(crate) fn evict_gpr(&mut self, r: Gpr) -> Result<(), CompileError> {
+    /// Moves stack users of each of `regs` elsewhere (never into another of `regs`) so
+    /// the operator can claim them.
+    pub(crate) fn evict_gprs(&mut self, regs: &[Gpr]) -> Result<(), CompileError> {
+        for &r in regs {
+            self.evict_gpr(r, regs)?;
+        }
+        Ok(())
+    }
+
+    fn evict_gpr(&mut self, r: Gpr, keep_free: &[Gpr]) -> Result<(), CompileError> {
         if self.gpr_refs[r as usize] == 0 {
             return Ok(());
         }
-        if let Some(&n) = GPRS.iter().find(|&&n| n != r && self.gpr_refs[n as usize] == 0) {
+        if let Some(&n) = GPRS.iter().find(|&&n| !keep_free.contains(&n) && self.gpr_refs[n as usize] == 0) {
             self.masm.mov_rr(Size::S64, n, r);
             for v in self.stack.iter_mut() {
                 if v.loc == Loc::Gpr(r) {

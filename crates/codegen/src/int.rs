@@ -146,7 +146,7 @@ impl CodeGen {
             self.push(int_ty(size), Loc::Gpr(dst));
             return Ok(());
         }
-        self.evict_gpr(RCX)?;
+        self.evict_gprs(&[RCX])?;
         let count = self.pop()?;
         let lhs = self.pop()?;
         self.claim_gpr(RCX);
@@ -160,8 +160,7 @@ impl CodeGen {
     }
 
     pub(crate) fn int_div(&mut self, size: Size, kind: DivKind) -> Result<(), CompileError> {
-        self.evict_gpr(RAX)?;
-        self.evict_gpr(RDX)?;
+        self.evict_gprs(&[RAX, RDX])?;
         let rhs = self.pop()?;
         let lhs = self.pop()?;
         self.claim_gpr(RAX);
