@@ -456,13 +456,20 @@ impl CodeGen {
         Ok(())
     }
 
-    /// Spills every register-held stack value to its home (before calls).
+    /// Spills every register-held stack value to its home (before calls). Registers the
+    /// operator holds keep their values and its references.
     pub(crate) fn spill_all(&mut self) {
         for p in 0..self.stack.len() {
             let v = self.stack[p];
-            if matches!(v.loc, Loc::Gpr(_) | Loc::Xmm(_)) {
-                self.spill_reg(v.loc);
-            }
+            let (reg, op) = match v.loc {
+                Loc::Gpr(r) => (v.loc, Opnd::Gpr(r)),
+                Loc::Xmm(x) => (v.loc, Opnd::Xmm(x)),
+                _ => continue,
+            };
+            let m = self.home(p as u32);
+            self.store_loc(v.ty, reg, m);
+            self.stack[p].loc = Loc::Home;
+            self.release(op);
         }
     }
 
@@ -812,106 +819,77 @@ impl CodeGen {
             .ok_or(internal("branch to an undeclared label"))
     }
 
-    /// The label's arguments from the current stack: positions below its base, then the
-    /// top `arity` values.
-    fn label_args(&self, params: u32, arity: u32) -> Result<Vec<(u32, Value)>, CompileError> {
+
+
+    /// Plans a branch to `label` from the current state: fixes the label's convention if
+    /// this is its first predecessor, and returns the moves that put the label's arguments
+    /// there (no-ops left out). Emits nothing.
+    fn plan_branch(&mut self, label: MLabel) -> Result<(Label, Vec<(ValType, MSrc, MLoc)>), CompileError> {
+        let (params, arity, kind, dl, conv) = {
+            let l = self.label(label)?;
+            (l.params, l.arity, l.kind, l.dl, l.conv.take())
+        };
         let h = self.stack.len() as u32;
         if h < params {
             return Err(internal("branch with too few values"));
         }
         let base = params - arity;
-        let mut args = Vec::with_capacity(params as usize);
-        for p in 0..base {
-            args.push((p, self.stack[p as usize]));
-        }
-        for i in 0..arity {
-            let s = h - arity + i;
-            args.push((s, self.stack[s as usize]));
-        }
-        Ok(args)
-    }
-
-    /// A physical convention from the first predecessor's arguments: registers used once,
-    /// everything else in homes.
-    fn physical_convention(&self, args: &[(u32, Value)]) -> Vec<Value> {
-        let mut used_g = [false; 16];
-        let mut used_x = [false; 16];
-        args.iter()
-            .map(|&(_, v)| {
-                let loc = match v.loc {
-                    Loc::Gpr(r) if !used_g[r as usize] => {
-                        used_g[r as usize] = true;
-                        Loc::Gpr(r)
-                    }
-                    Loc::Xmm(x) if !used_x[x as usize] => {
-                        used_x[x as usize] = true;
-                        Loc::Xmm(x)
-                    }
-                    _ => Loc::Home,
-                };
-                Value { ty: v.ty, loc }
-            })
-            .collect()
-    }
-
-    /// Moves the label's arguments into its convention (fixing it if this is the first
-    /// predecessor). Emits no jump.
-    fn move_to_label(&mut self, label: MLabel) -> Result<Label, CompileError> {
-        let (params, arity, kind, dl, conv) = {
-            let l = self.label(label)?;
-            (l.params, l.arity, l.kind, l.dl, l.conv.clone())
-        };
-        let args = self.label_args(params, arity)?;
+        // Stack position of the label's i-th argument.
+        let arg_pos = |i: u32| if i < base { i } else { h - arity + (i - base) };
         let conv = match conv {
             Some(c) => c,
+            None if kind == LabelKind::Else => (0..params).map(|i| self.stack[arg_pos(i) as usize]).collect(),
             None => {
-                let c = if kind == LabelKind::Else {
-                    args.iter().map(|&(_, v)| v).collect()
-                } else {
-                    self.physical_convention(&args)
-                };
-                self.label(label)?.conv = Some(c.clone());
-                c
+                let mut used_g = 0u16;
+                let mut used_x = 0u16;
+                (0..params)
+                    .map(|i| {
+                        let v = self.stack[arg_pos(i) as usize];
+                        let loc = match v.loc {
+                            Loc::Gpr(r) if used_g & (1 << r) == 0 => {
+                                used_g |= 1 << r;
+                                v.loc
+                            }
+                            Loc::Xmm(x) if used_x & (1 << x) == 0 => {
+                                used_x |= 1 << x;
+                                v.loc
+                            }
+                            _ => Loc::Home,
+                        };
+                        Value { ty: v.ty, loc }
+                    })
+                    .collect()
             }
         };
-        let mut moves = Vec::with_capacity(args.len());
-        for (i, &(p, v)) in args.iter().enumerate() {
-            let src = self.value_src(p, v);
-            match self.value_dst(i as u32, conv[i]) {
-                Some(dst) => moves.push((v.ty, src, dst)),
-                None => {
-                    if conv[i].loc != v.loc {
-                        return Err(internal("virtual convention does not match its predecessor"));
+        let mut moves = Vec::new();
+        let mut result = Ok(());
+        for i in 0..params {
+            let p = arg_pos(i);
+            let v = self.stack[p as usize];
+            let c = conv[i as usize];
+            // Fast path: already in place.
+            if v.loc == c.loc && (p == i || !matches!(v.loc, Loc::Home)) {
+                continue;
+            }
+            match self.value_dst(i, c) {
+                Some(dst) => {
+                    let src = self.value_src(p, v);
+                    if !matches!(src, MSrc::Loc(l) if l == dst) {
+                        moves.push((v.ty, src, dst));
                     }
                 }
+                None => result = Err(internal("virtual convention does not match its predecessor")),
             }
         }
-        self.parallel_move(moves);
-        Ok(dl)
+        self.label(label)?.conv = Some(conv);
+        result.map(|()| (dl, moves))
     }
 
-    /// Whether branching to `label` from here needs no moves.
-    fn branch_is_direct(&mut self, label: MLabel) -> Result<bool, CompileError> {
-        let (params, arity, kind, conv) = {
-            let l = self.label(label)?;
-            (l.params, l.arity, l.kind, l.conv.clone())
-        };
-        let args = self.label_args(params, arity)?;
-        let conv = match conv {
-            Some(c) => c,
-            None if kind == LabelKind::Else => return Ok(true),
-            None => self.physical_convention(&args),
-        };
-        for (i, &(p, v)) in args.iter().enumerate() {
-            let direct = match (v.loc, conv[i].loc) {
-                (Loc::Home, Loc::Home) => p == i as u32,
-                (a, b) => a == b && !matches!(a, Loc::Const { .. }) || matches!((a, b), (Loc::Const { .. }, Loc::Const { .. }) if a == b),
-            };
-            if !direct {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    /// Moves the label's arguments into its convention. Emits no jump.
+    fn move_to_label(&mut self, label: MLabel) -> Result<Label, CompileError> {
+        let (dl, moves) = self.plan_branch(label)?;
+        self.parallel_move(moves);
+        Ok(dl)
     }
 
     /// Unconditional branch.
@@ -924,13 +902,13 @@ impl CodeGen {
 
     /// Branch if `cond` holds (flags already set by the caller).
     pub(crate) fn br_cond(&mut self, cond: Cond, label: MLabel) -> Result<(), CompileError> {
-        if self.branch_is_direct(label)? {
-            let dl = self.move_to_label(label)?;
+        let (dl, moves) = self.plan_branch(label)?;
+        if moves.is_empty() {
             self.masm.jcc(cond, dl);
         } else {
             let skip = self.masm.new_label();
             self.masm.jcc(cond.negate(), skip);
-            let dl = self.move_to_label(label)?;
+            self.parallel_move(moves);
             self.masm.jmp(dl);
             self.masm.bind(skip);
         }
@@ -957,31 +935,30 @@ impl CodeGen {
     }
 
     pub(crate) fn bind(&mut self, label: MLabel) -> Result<(), CompileError> {
-        let (kind, dl, conv) = {
+        let (kind, dl, params, has_conv) = {
             let l = self.label(label)?;
-            (l.kind, l.dl, l.conv.clone())
+            (l.kind, l.dl, l.params, l.conv.is_some())
         };
         if self.reachable {
-            match conv {
-                Some(c) => {
-                    self.move_to_label(label)?;
-                    self.adopt(&c);
+            if has_conv || kind == LabelKind::Loop {
+                if self.stack.len() as u32 != params {
+                    return Err(internal("label reached with the wrong stack height"));
                 }
-                None if kind == LabelKind::Loop => {
-                    let params = self.label(label)?.params;
-                    if self.stack.len() as u32 != params {
-                        return Err(internal("loop entered with the wrong stack height"));
-                    }
-                    self.move_to_label(label)?;
-                    let c = self.label(label)?.conv.clone().ok_or(internal("loop without convention"))?;
-                    self.adopt(&c);
-                }
-                None => {}
+                self.move_to_label(label)?;
+                self.adopt_label(label)?;
             }
-        } else if let Some(c) = conv {
-            self.adopt(&c);
+        } else if has_conv {
+            self.adopt_label(label)?;
         }
         self.masm.bind(dl);
+        Ok(())
+    }
+
+    /// Makes the label's convention the current state.
+    fn adopt_label(&mut self, label: MLabel) -> Result<(), CompileError> {
+        let conv = self.label(label)?.conv.take().ok_or(internal("label without convention"))?;
+        self.adopt(&conv);
+        self.label(label)?.conv = Some(conv);
         Ok(())
     }
 
