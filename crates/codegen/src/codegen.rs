@@ -133,6 +133,8 @@ pub struct CodeGen {
     srcloc: u32,
     mem_traps: Vec<TrapSite>,
     op_ordinal: u32,
+    /// A `swap` waiting for the `drop` that follows it (`local.set`), as a depth.
+    pending_swap: Option<u32>,
 }
 
 fn internal(what: &'static str) -> CompileError {
@@ -178,6 +180,7 @@ impl CodeGen {
             srcloc: 0,
             mem_traps: Vec::new(),
             op_ordinal: 0,
+            pending_swap: None,
         };
         for &p in ty.params() {
             cg.stack.push(Value { ty: p, loc: Loc::Home });
@@ -194,6 +197,8 @@ impl CodeGen {
     /// Called before each Wasm operator's code; records its ordinal (see
     /// [`Stencil::srclocs`]). The byte offset is ignored on purpose.
     pub(crate) fn set_srcloc(&mut self, _rel: u32) {
+        // The translator emits `swap` only right before `drop`; be safe at boundaries.
+        let _ = self.flush_swap();
         #[cfg(debug_assertions)]
         self.check_refs();
         let rel = self.op_ordinal;
@@ -224,6 +229,7 @@ impl CodeGen {
 
     /// Finishes the function: trap stubs, frame size, and the stencil.
     pub fn finish(mut self, num_consts: usize) -> Result<Stencil, CompileError> {
+        self.flush_swap()?;
         let mut trap_sites = Vec::with_capacity(self.traps.len());
         let traps = std::mem::take(&mut self.traps);
         for (l, code, src) in traps {
@@ -489,6 +495,10 @@ impl CodeGen {
     // ---- the stack ---------------------------------------------------------------------
 
     pub(crate) fn push(&mut self, ty: ValType, loc: Loc) {
+        if self.pending_swap.is_some() {
+            // Only push-only operators get here (every pop refuses a pending swap).
+            let _ = self.flush_swap();
+        }
         // The operator's reference becomes the stack's.
         self.stack.push(Value { ty, loc });
     }
@@ -498,6 +508,9 @@ impl CodeGen {
     }
 
     pub(crate) fn pop(&mut self) -> Result<Popped, CompileError> {
+        if self.pending_swap.is_some() {
+            return Err(internal("swap not followed by drop"));
+        }
         let p = self.stack.len().checked_sub(1).ok_or(internal("pop from an empty stack"))?;
         let v = self.stack.pop().ok_or(internal("pop from an empty stack"))?;
         let op = match v.loc {
@@ -544,6 +557,45 @@ impl CodeGen {
             }
         };
         self.stack.push(Value { ty: v.ty, loc });
+        Ok(())
+    }
+
+    /// `swap`: deferred to the next operator, so that `swap; drop` (`local.set`) moves
+    /// the top value into the local without saving the value it overwrites.
+    pub(crate) fn swap_deferred(&mut self, depth: u32) -> Result<(), CompileError> {
+        self.flush_swap()?;
+        self.pending_swap = Some(depth);
+        Ok(())
+    }
+
+    /// Performs a deferred `swap` (any operator but `drop` calls this first).
+    pub(crate) fn flush_swap(&mut self) -> Result<(), CompileError> {
+        match self.pending_swap.take() {
+            Some(depth) => self.swap(depth),
+            None => Ok(()),
+        }
+    }
+
+    /// `drop`, fused with a deferred `swap`: the top value replaces position `p`.
+    pub(crate) fn drop_after_swap(&mut self) -> Result<(), CompileError> {
+        let Some(depth) = self.pending_swap.take() else {
+            return self.drop_top();
+        };
+        let h = self.stack.len();
+        let t = h - 1;
+        let p = h.checked_sub(1 + depth as usize).ok_or(internal("swap below the stack"))?;
+        let (vt, vp) = (self.stack[t], self.stack[p]);
+        if vt.loc == Loc::Home {
+            let (ht, hp) = (self.home_disp(t as u32), self.home_disp(p as u32));
+            self.copy_slot(ht, hp);
+        }
+        self.release(match vp.loc {
+            Loc::Gpr(r) => Opnd::Gpr(r),
+            Loc::Xmm(x) => Opnd::Xmm(x),
+            _ => Opnd::Const { bits: 0, k: None },
+        });
+        self.stack[p] = vt;
+        self.stack.pop();
         Ok(())
     }
 
@@ -825,6 +877,9 @@ impl CodeGen {
     /// this is its first predecessor, and returns the moves that put the label's arguments
     /// there (no-ops left out). Emits nothing.
     fn plan_branch(&mut self, label: MLabel) -> Result<(Label, Vec<(ValType, MSrc, MLoc)>), CompileError> {
+        if self.pending_swap.is_some() {
+            return Err(internal("swap not followed by drop"));
+        }
         let (params, arity, kind, dl, conv) = {
             let l = self.label(label)?;
             (l.params, l.arity, l.kind, l.dl, l.conv.take())

@@ -23,13 +23,14 @@ impl Visitor for CodeGen {
 
     // ---- stack ----
     fn visit_pick(&mut self, depth: u32) -> Result<(), CompileError> {
+        self.flush_swap()?;
         self.pick(depth)
     }
     fn visit_swap(&mut self, depth: u32) -> Result<(), CompileError> {
-        self.swap(depth)
+        self.swap_deferred(depth)
     }
     fn visit_drop(&mut self) -> Result<(), CompileError> {
-        self.drop_top()
+        self.drop_after_swap()
     }
     fn visit_zero(&mut self, ty: ValType) -> Result<(), CompileError> {
         self.push(ty, Loc::Const { bits: 0, k: None });
