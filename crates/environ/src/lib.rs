@@ -35,4 +35,6 @@ pub fn supported_features() -> wasmparser::WasmFeatures {
         | F::BULK_MEMORY
         | F::REFERENCE_TYPES
         | F::FLOATS
+        // wasmparser requires it for `externref` in signatures, locals and tables.
+        | F::GC_TYPES
 }
