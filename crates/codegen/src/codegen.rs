@@ -160,8 +160,13 @@ pub(crate) fn isize_of(ty: ValType) -> Size {
 impl CodeGen {
     /// Starts a function of type `ty`: emits the prologue; the params are the initial stack.
     pub fn new(ty: &FuncType) -> CodeGen {
+        Self::with_capacity(ty, 64)
+    }
+
+    /// Like [`CodeGen::new`], sized for a body of `body_bytes` bytes of Wasm.
+    pub fn with_capacity(ty: &FuncType, body_bytes: usize) -> CodeGen {
         let mut cg = CodeGen {
-            masm: MacroAssembler::new(),
+            masm: MacroAssembler::with_capacity(body_bytes * 5 + 64),
             stack: Vec::with_capacity(64),
             gpr_refs: [0; 16],
             xmm_refs: [0; 16],
@@ -569,7 +574,16 @@ impl CodeGen {
     }
 
     /// Performs a deferred `swap` (any operator but `drop` calls this first).
+    #[inline]
     pub(crate) fn flush_swap(&mut self) -> Result<(), CompileError> {
+        match self.pending_swap {
+            Some(_) => self.flush_swap_slow(),
+            None => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn flush_swap_slow(&mut self) -> Result<(), CompileError> {
         match self.pending_swap.take() {
             Some(depth) => self.swap(depth),
             None => Ok(()),

@@ -55,7 +55,8 @@ impl FunctionCompiler {
     /// The translator's and the backend's [`CompileError`]s.
     pub fn compile(&mut self, env: &ModuleEnv, input: FunctionInput<'_>) -> Result<CompiledFunction, CompileError> {
         let ty = env.func_type(input.index).clone();
-        let mut cg = codegen::CodeGen::new(&ty);
+        let body_bytes = input.body.as_bytes().len();
+        let mut cg = codegen::CodeGen::with_capacity(&ty, body_bytes);
         let t = self.translator.translate(env, input, &mut cg)?;
         let stencil = cg.finish(t.consts.len())?;
         Ok(CompiledFunction { stencil, params: t.params, consts: t.consts, slots: t.slots })

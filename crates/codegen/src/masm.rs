@@ -252,7 +252,16 @@ impl Default for MacroAssembler {
 
 impl MacroAssembler {
     pub fn new() -> MacroAssembler {
-        MacroAssembler { a: VecAssembler::new(0), table_entries: Vec::new() }
+        Self::with_capacity(256)
+    }
+
+    /// An assembler with room for about `bytes` of code (no reallocation in the common case).
+    pub fn with_capacity(bytes: usize) -> MacroAssembler {
+        let labels = bytes / 16 + 8;
+        MacroAssembler {
+            a: VecAssembler::new_with_capacity(0, bytes, 0, 0, labels, 0, labels * 2),
+            table_entries: Vec::new(),
+        }
     }
 
     /// The current code offset.
