@@ -3,109 +3,9 @@
 //! globals) checks operators against Rust reference semantics. Only non-trapping inputs:
 //! traps need the runtime's signal handlers.
 
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
-use quickbeam_codegen::*;
-use quickbeam_environ::*;
+mod common;
 
-struct Jit {
-    buf: dynasmrt::ExecutableBuffer,
-    env: ModuleEnv,
-    func_offsets: Vec<u32>,
-    vmctx: Vec<u64>,
-    _mem: Vec<u8>,
-    _globals: Vec<[u64; 2]>,
-}
-
-const CODE_BASE: usize = 256;
-
-impl Jit {
-    fn new(wat: &str) -> Jit {
-        let bytes = wat::parse_str(wat).unwrap();
-        let (env, inputs) = ModuleEnv::parse(&bytes, supported_features()).unwrap();
-        let mut c = FunctionCompiler::new();
-        let funcs: Vec<CompiledFunction> = inputs.into_iter().map(|i| c.compile(&env, i).unwrap()).collect();
-        let mut offsets = Vec::new();
-        let mut at = CODE_BASE as u32;
-        for f in &funcs {
-            offsets.push(at);
-            at = (at + f.stencil.code.len() as u32 + 15) & !15;
-        }
-        let vmo = VMOffsets::new(&env);
-        let sig_ids: Vec<u32> = (0..env.types.len() as u32).map(|i| i + 1).collect();
-        let mut buf = dynasmrt::mmap::MutableBuffer::new(at as usize + 64).unwrap();
-        buf.set_len(at as usize);
-        // The entry trampoline at 0: (vmctx, code, area, slots).
-        let mut a = dynasmrt::x64::Assembler::new().unwrap();
-        dynasm!(a ; .arch x64
-            ; push rbp ; mov rbp, rsp
-            ; push rbx ; push r12 ; push r13 ; push r14 ; push r15 ; sub rsp, 24
-            ; mov r12, rdx ; mov r13, rcx ; mov [rbp - 48], rdx ; mov [rbp - 56], rcx
-            ; lea rax, [rcx * 8 + 15] ; and rax, -16 ; sub rsp, rax
-            ; xor eax, eax
-            ; ->copy_in: ; cmp rax, r13 ; jae ->go ; mov r8, [r12 + rax * 8] ; mov [rsp + rax * 8], r8 ; inc rax ; jmp ->copy_in
-            ; ->go: ; mov r14, rdi ; call rsi
-            // Wasm code clobbers every register but rbp and rsp (abi.rs).
-            ; mov r12, [rbp - 48] ; mov r13, [rbp - 56]
-            ; xor eax, eax
-            ; ->copy_out: ; cmp rax, r13 ; jae ->out ; mov r8, [rsp + rax * 8] ; mov [r12 + rax * 8], r8 ; inc rax ; jmp ->copy_out
-            ; ->out: ; lea rsp, [rbp - 40] ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbx ; pop rbp ; ret
-        );
-        let tramp = a.finalize().unwrap();
-        buf[..tramp.len()].copy_from_slice(&tramp);
-        for (i, f) in funcs.iter().enumerate() {
-            let cx = FinalizeContext {
-                offsets: &vmo,
-                sig_ids: &sig_ids,
-                func_code_offsets: &offsets,
-                num_imported_funcs: 0,
-                this_offset: offsets[i],
-            };
-            let o = offsets[i] as usize;
-            finalize(&f.stencil, &f.params, &f.consts, &cx, &mut buf[o..o + f.stencil.code.len()]).unwrap();
-        }
-        let buf = buf.make_exec().unwrap();
-        let mut mem = vec![0u8; 2 * 65536];
-        let mut globals: Vec<[u64; 2]> = vec![[0; 2]; env.globals.len()];
-        for (g, def) in env.global_defs.iter().enumerate() {
-            if let Some(ConstOp::I32Const(v)) = def.init.ops.first() {
-                globals[g][0] = *v as u32 as u64;
-            }
-            if let Some(ConstOp::I64Const(v)) = def.init.ops.first() {
-                globals[g][0] = *v as u64;
-            }
-        }
-        let mut vmctx = vec![0u64; vmo.size() as usize / 8 + 1];
-        vmctx[1] = mem.as_mut_ptr() as u64;
-        let vptr = vmctx.as_mut_ptr() as u64;
-        for (i, _) in funcs.iter().enumerate() {
-            let f = vmo.funcref(i as u32) as usize / 8;
-            vmctx[f] = buf.ptr(dynasmrt::AssemblyOffset(offsets[i] as usize)) as u64;
-            vmctx[f + 1] = vptr;
-            vmctx[f + 2] = sig_ids[env.functions[i] as usize] as u64;
-        }
-        for g in 0..env.globals.len() {
-            vmctx[vmo.global(g as u32) as usize / 8] = globals[g].as_mut_ptr() as u64;
-        }
-        Jit { buf, env, func_offsets: offsets, vmctx, _mem: mem, _globals: globals }
-    }
-
-    /// Calls export `name` with raw argument bits; returns raw result bits.
-    fn call(&mut self, name: &str, args: &[u64]) -> Vec<u64> {
-        let index = self.env.export(name).unwrap_or_else(|| panic!("no export {name}")).index;
-        let ty = self.env.func_type(index).clone();
-        let a = ty.arg_area_slots();
-        let mut area = vec![0u64; a];
-        for (i, &v) in args.iter().enumerate() {
-            area[a - 1 - i] = v;
-        }
-        let code = self.buf.ptr(dynasmrt::AssemblyOffset(self.func_offsets[index as usize] as usize));
-        let entry: extern "sysv64" fn(*mut u64, *const u8, *mut u64, usize) =
-            // SAFETY: offset 0 holds the trampoline assembled above with this signature.
-            unsafe { std::mem::transmute(self.buf.ptr(dynasmrt::AssemblyOffset(0))) };
-        entry(self.vmctx.as_mut_ptr(), code, area.as_mut_ptr(), a);
-        (0..ty.results().len()).map(|j| area[a - 1 - j]).collect()
-    }
-}
+use common::Jit;
 
 const I32S: [u32; 10] = [0, 1, 2, 3, 31, 32, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, 0x1234_5678];
 const I64S: [u64; 10] = [0, 1, 2, 63, 64, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, u64::MAX, 0x1234_5678_9abc_def0, 0xffff_ffff];
@@ -198,20 +98,20 @@ fn integer_binops_match_rust() {
             }
         }
         wat += ")";
-        let mut jit = Jit::new(&wat);
+        let mut jit = Jit::from_wat(&wat);
         for op in INT_OPS {
             for &a in &vals {
                 for (ci, &b) in vals.iter().enumerate() {
                     let want = if ty == "i32" { i32_ref(op, a as u32, b as u32).map(|v| v as u64) } else { i64_ref(op, a, b) };
                     let Some(want) = want else { continue };
                     let mask = if ty == "i32" || is_cmp(op) { 0xffff_ffff } else { u64::MAX };
-                    let got = jit.call(op, &[a, b])[0] & mask;
+                    let got = jit.call_export(op, &[a, b])[0] & mask;
                     assert_eq!(got, want, "{ty}.{op}({a:#x}, {b:#x}) in registers");
-                    let got = jit.call(&format!("{op}_k{ci}"), &[a])[0] & mask;
+                    let got = jit.call_export(&format!("{op}_k{ci}"), &[a])[0] & mask;
                     assert_eq!(got, want, "{ty}.{op}({a:#x}, const {b:#x})");
                     let want_rev = if ty == "i32" { i32_ref(op, b as u32, a as u32).map(|v| v as u64) } else { i64_ref(op, b, a) };
                     if let Some(w) = want_rev {
-                        let got = jit.call(&format!("k{ci}_{op}"), &[a])[0] & mask;
+                        let got = jit.call_export(&format!("k{ci}_{op}"), &[a])[0] & mask;
                         assert_eq!(got, w, "{ty}.{op}(const {b:#x}, {a:#x})");
                     }
                 }
@@ -222,7 +122,7 @@ fn integer_binops_match_rust() {
 
 #[test]
 fn control_flow_and_calls() {
-    let mut jit = Jit::new(
+    let mut jit = Jit::from_wat(
         r#"(module
         (memory 1)
         (global $g (mut i32) (i32.const 10))
@@ -271,21 +171,21 @@ fn control_flow_and_calls() {
         a
     };
     for n in 0..20 {
-        assert_eq!(jit.call("fib", &[n])[0] as u32 as u64, fib(n), "fib({n})");
+        assert_eq!(jit.call_export("fib", &[n])[0] as u32 as u64, fib(n), "fib({n})");
     }
-    assert_eq!(jit.call("sum", &[1000])[0], 500500);
+    assert_eq!(jit.call_export("sum", &[1000])[0], 500500);
     for i in 0..6u64 {
-        assert_eq!(jit.call("switch", &[i])[0] as u32, 100 + i.min(3) as u32, "switch({i})");
+        assert_eq!(jit.call_export("switch", &[i])[0] as u32, 100 + i.min(3) as u32, "switch({i})");
     }
-    assert_eq!(jit.call("many", &[])[0], 36);
-    assert_eq!(jit.call("three", &[4])[0] as u32, 4 + 5 * 6);
+    assert_eq!(jit.call_export("many", &[])[0], 36);
+    assert_eq!(jit.call_export("three", &[4])[0] as u32, 4 + 5 * 6);
     // store 0x8180 at 16+4; load8_u(20) = 0x80; load16_s(21) = 0x0081 ; 0x80 + 0x81 + 10.
-    assert_eq!(jit.call("mem", &[16, 0x8180])[0] as u32, 0x80 + 0x81 + 10);
-    assert_eq!(jit.call("select", &[1, 2, 1])[0] as u32, 1);
-    assert_eq!(jit.call("select", &[1, 2, 0])[0] as u32, 2);
+    assert_eq!(jit.call_export("mem", &[16, 0x8180])[0] as u32, 0x80 + 0x81 + 10);
+    assert_eq!(jit.call_export("select", &[1, 2, 1])[0] as u32, 1);
+    assert_eq!(jit.call_export("select", &[1, 2, 0])[0] as u32, 2);
     // br_if taken with [5, x]; not taken: x dropped, [5, 7].
-    assert_eq!(jit.call("blockvals", &[9])[0] as u32, 5 + 9);
-    assert_eq!(jit.call("blockvals", &[0])[0] as u32, 5 + 7);
+    assert_eq!(jit.call_export("blockvals", &[9])[0] as u32, 5 + 9);
+    assert_eq!(jit.call_export("blockvals", &[0])[0] as u32, 5 + 7);
 }
 
 
@@ -326,7 +226,7 @@ fn float_ops_match_rust() {
             wat += &format!("(func (export \"{op}\") (param {ty} {ty}) (result i32) local.get 0 local.get 1 {ty}.{op})\n");
         }
         wat += &format!("(func (export \"k\") (param {ty}) (result {ty}) local.get 0 {ty}.const 1.25 {ty}.add)\n)");
-        let mut jit = Jit::new(&wat);
+        let mut jit = Jit::from_wat(&wat);
         let is32 = ty == "f32";
         let enc = |v: f64| if is32 { (v as f32).to_bits() as u64 } else { v.to_bits() };
         let dec = |b: u64| if is32 { f32::from_bits(b as u32) as f64 } else { f64::from_bits(b) };
@@ -345,12 +245,12 @@ fn float_ops_match_rust() {
                         "max" => wasm_max(a, b),
                         _ => a.copysign(b),
                     });
-                    let got = dec(jit.call(op, &[enc(a), enc(b)])[0]);
+                    let got = dec(jit.call_export(op, &[enc(a), enc(b)])[0]);
                     assert!(same_float(got, want), "{ty}.{op}({a}, {b}) = {got}, want {want}");
                 }
                 for op in cmp {
                     let want = match op { "eq" => a == b, "ne" => a != b, "lt" => a < b, "gt" => a > b, "le" => a <= b, _ => a >= b } as u64;
-                    assert_eq!(jit.call(op, &[enc(a), enc(b)])[0] & 0xffff_ffff, want, "{ty}.{op}({a}, {b})");
+                    assert_eq!(jit.call_export(op, &[enc(a), enc(b)])[0] & 0xffff_ffff, want, "{ty}.{op}({a}, {b})");
                 }
             }
             for op in un {
@@ -363,10 +263,10 @@ fn float_ops_match_rust() {
                     "nearest" => nearest(a),
                     _ => if is32 { (a as f32).sqrt() as f64 } else { a.sqrt() },
                 });
-                let got = dec(jit.call(op, &[enc(a)])[0]);
+                let got = dec(jit.call_export(op, &[enc(a)])[0]);
                 assert!(same_float(got, want), "{ty}.{op}({a}) = {got}, want {want}");
             }
-            let got = dec(jit.call("k", &[enc(a)])[0]);
+            let got = dec(jit.call_export("k", &[enc(a)])[0]);
             assert!(same_float(got, round(a + 1.25)), "{ty} const add");
         }
     }
@@ -394,7 +294,7 @@ fn conversions_match_rust() {
         wat += &format!("(func (export \"{op}\") (param {from}) (result {to}) local.get 0 {op})\n");
     }
     wat += ")";
-    let mut jit = Jit::new(&wat);
+    let mut jit = Jit::from_wat(&wat);
     let floats = [0.0, -0.0, 0.7, -0.7, 1.5, -1.5, 2147483647.0, 2147483648.0, -2147483648.0, -2147483649.0,
         4294967295.0, 4294967296.0, 9.2e18, 9.3e18, 1.8e19, 1.9e19, -9.3e18, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
     let ints: [u64; 8] = [0, 1, 0x7f, 0x80, 0xffff_ffff, 0x8000_0000, 0x8000_0000_0000_0000, u64::MAX];
@@ -438,7 +338,7 @@ fn conversions_match_rust() {
             };
             let Some(want) = want else { continue };
             let mask = if to == "i32" || to == "f32" { 0xffff_ffff } else { u64::MAX };
-            let got = jit.call(op, &[x])[0] & mask;
+            let got = jit.call_export(op, &[x])[0] & mask;
             assert_eq!(got, want, "{op}({x:#x})");
         }
     }
