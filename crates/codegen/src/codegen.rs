@@ -59,6 +59,15 @@ pub(crate) enum Loc {
 pub(crate) struct Value {
     pub ty: ValType,
     pub loc: Loc,
+    /// For a value in a register: its home holds the same bits (a local `pick` loaded),
+    /// so spilling it or branching to a convention that wants it at home costs nothing.
+    pub synced: bool,
+}
+
+impl Value {
+    pub(crate) fn new(ty: ValType, loc: Loc) -> Value {
+        Value { ty, loc, synced: false }
+    }
 }
 
 /// A popped operand: where its bits are now. `Mem` is a (former) home slot that stays
@@ -188,7 +197,7 @@ impl CodeGen {
             pending_swap: None,
         };
         for &p in ty.params() {
-            cg.stack.push(Value { ty: p, loc: Loc::Home });
+            cg.stack.push(Value::new(p, Loc::Home));
         }
         cg.masm.prologue_enter();
         let at = cg.masm.sub_rsp_fixup();
@@ -375,12 +384,24 @@ impl CodeGen {
             self.gpr_refs[r as usize] = 1;
             return Ok(r);
         }
-        for i in 0..self.stack.len() {
-            if let Loc::Gpr(r) = self.stack[i].loc {
-                self.spill_reg(Loc::Gpr(r));
-                if self.gpr_refs[r as usize] == 0 {
-                    self.gpr_refs[r as usize] = 1;
-                    return Ok(r);
+        // Victims: first registers whose every user is synced (free to drop), oldest first.
+        let mut dirty = 0u16;
+        for v in &self.stack {
+            if let (Loc::Gpr(r), false) = (v.loc, v.synced) {
+                dirty |= 1 << r;
+            }
+        }
+        for synced_only in [true, false] {
+            for i in 0..self.stack.len() {
+                if let Loc::Gpr(r) = self.stack[i].loc {
+                    if synced_only && dirty & (1 << r) != 0 {
+                        continue;
+                    }
+                    self.spill_reg(Loc::Gpr(r));
+                    if self.gpr_refs[r as usize] == 0 {
+                        self.gpr_refs[r as usize] = 1;
+                        return Ok(r);
+                    }
                 }
             }
         }
@@ -410,9 +431,12 @@ impl CodeGen {
         for p in 0..self.stack.len() {
             if self.stack[p].loc == reg {
                 let ty = self.stack[p].ty;
-                let m = self.home(p as u32);
-                self.store_loc(ty, reg, m);
+                if !self.stack[p].synced {
+                    let m = self.home(p as u32);
+                    self.store_loc(ty, reg, m);
+                }
                 self.stack[p].loc = Loc::Home;
+                self.stack[p].synced = false;
                 self.release(match reg {
                     Loc::Gpr(r) => Opnd::Gpr(r),
                     Loc::Xmm(x) => Opnd::Xmm(x),
@@ -477,9 +501,11 @@ impl CodeGen {
                 Loc::Xmm(x) => (v.loc, Opnd::Xmm(x)),
                 _ => continue,
             };
-            let m = self.home(p as u32);
-            self.store_loc(v.ty, reg, m);
-            self.stack[p].loc = Loc::Home;
+            if !v.synced {
+                let m = self.home(p as u32);
+                self.store_loc(v.ty, reg, m);
+            }
+            self.stack[p] = Value::new(v.ty, Loc::Home);
             self.release(op);
         }
     }
@@ -505,11 +531,11 @@ impl CodeGen {
             let _ = self.flush_swap();
         }
         // The operator's reference becomes the stack's.
-        self.stack.push(Value { ty, loc });
+        self.stack.push(Value::new(ty, loc));
     }
 
     pub(crate) fn push_const(&mut self, v: ConstValue, k: Option<ConstIdx>) {
-        self.stack.push(Value { ty: v.ty(), loc: Loc::Const { bits: v.bits(), k } });
+        self.stack.push(Value::new(v.ty(), Loc::Const { bits: v.bits(), k }));
     }
 
     pub(crate) fn pop(&mut self) -> Result<Popped, CompileError> {
@@ -553,6 +579,7 @@ impl CodeGen {
                     Loc::Xmm(x)
                 };
                 self.stack[p].loc = loc;
+                self.stack[p].synced = true;
                 self.retain(loc);
                 loc
             }
@@ -561,7 +588,7 @@ impl CodeGen {
                 loc
             }
         };
-        self.stack.push(Value { ty: v.ty, loc });
+        self.stack.push(Value::new(v.ty, loc));
         Ok(())
     }
 
@@ -608,7 +635,7 @@ impl CodeGen {
             Loc::Xmm(x) => Opnd::Xmm(x),
             _ => Opnd::Const { bits: 0, k: None },
         });
-        self.stack[p] = vt;
+        self.stack[p] = Value { synced: false, ..vt };
         self.stack.pop();
         Ok(())
     }
@@ -630,8 +657,8 @@ impl CodeGen {
             (_, Loc::Home) => self.copy_slot(hp, ht),
             _ => {}
         }
-        self.stack[t] = vp;
-        self.stack[p] = vt;
+        self.stack[t] = Value { synced: false, ..vp };
+        self.stack[p] = Value { synced: false, ..vt };
         Ok(())
     }
 
@@ -925,7 +952,7 @@ impl CodeGen {
                             }
                             _ => Loc::Home,
                         };
-                        Value { ty: v.ty, loc }
+                        Value::new(v.ty, loc)
                     })
                     .collect()
             }
@@ -938,6 +965,9 @@ impl CodeGen {
             let c = conv[i as usize];
             // Fast path: already in place.
             if v.loc == c.loc && (p == i || !matches!(v.loc, Loc::Home)) {
+                continue;
+            }
+            if v.synced && p == i && c.loc == Loc::Home {
                 continue;
             }
             match self.value_dst(i, c) {
@@ -1124,7 +1154,7 @@ impl CodeGen {
         for &r in ty.results() {
             let p = self.stack.len() as u32;
             self.home_disp(p);
-            self.stack.push(Value { ty: r, loc: Loc::Home });
+            self.stack.push(Value::new(r, Loc::Home));
         }
         Ok(())
     }
