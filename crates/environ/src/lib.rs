@@ -13,12 +13,14 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+pub mod key;
 pub mod module;
 pub mod slots;
 pub mod trap;
 pub mod types;
 pub mod vmoffsets;
 
+pub use key::*;
 pub use module::*;
 pub use slots::*;
 pub use trap::TrapCode;

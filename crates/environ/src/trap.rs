@@ -70,7 +70,9 @@ impl TrapCode {
         match self {
             UnreachableCodeReached => "unreachable",
             MemoryOutOfBounds => "out of bounds memory access",
-            TableOutOfBounds => "undefined element",
+            // Both spec texts: `call_indirect` out of bounds expects "undefined element",
+            // table instructions and segments "out of bounds table access".
+            TableOutOfBounds => "undefined element: out of bounds table access",
             IndirectCallToNull => "uninitialized element",
             BadSignature => "indirect call type mismatch",
             IntegerDivisionByZero => "integer divide by zero",

@@ -1,1 +1,39 @@
-//! Quickbeam: a WebAssembly runtime whose reloads cost almost nothing
+//! Quickbeam: a WebAssembly runtime whose reloads cost almost nothing.
+//!
+//! The public API has the shape of wasmtime's: an [`Engine`] (settings and the
+//! signature registry) compiles [`Module`]s; a [`Store`] owns every instance, memory,
+//! table, global and host function created in it; handles ([`Func`], [`Memory`], ...)
+//! are `(store id, index)` pairs that are only valid with the store that made them.
+//!
+//! Errors are [`anyhow::Error`]s. A trap is an error wrapping a [`Trap`] (downcast to
+//! inspect it); a host function's error travels unchanged to the caller of
+//! [`Func::call`].
+//!
+//! Unsafe code lives in `quickbeam-runtime`; this crate only calls its small audited
+//! entry points (entering Wasm, the host-call adapter, builtins).
+
+#![forbid(unsafe_code)]
+
+mod engine;
+mod externals;
+mod func;
+mod instance;
+mod linker;
+mod module;
+mod store;
+mod trap;
+mod values;
+
+pub use anyhow::{Error, Result};
+pub use engine::{Config, Engine};
+pub use externals::{Global, Memory, Table};
+pub use func::{Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
+pub use instance::Instance;
+pub use linker::Linker;
+pub use module::{CompileReport, ExportType, ImportType, Module};
+pub use quickbeam_environ::{
+    FuncType, GlobalType, MemoryType, RefType, TableType, TrapCode, ValType, WASM_PAGE_SIZE,
+};
+pub use store::{AsContext, AsContextMut, Caller, Store, StoreContext, StoreContextMut};
+pub use trap::{FrameInfo, Trap};
+pub use values::{Extern, ExternType, Val};

@@ -1,0 +1,193 @@
+//! End-to-end tests of the `quickbeam` binary: exit statuses and the exact shape of
+//! what it prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn quickbeam(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quickbeam"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("failed to start the quickbeam binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A temporary directory holding `files`.
+fn files(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+/// Asserts that stderr is exactly one line starting with `prefix`.
+fn assert_one_error_line(o: &Output, prefix: &str) {
+    let err = stderr(o);
+    assert!(err.starts_with(prefix), "stderr should start with {prefix:?}:\n{err}");
+    assert_eq!(err.lines().count(), 1, "stderr should be one line:\n{err}");
+    assert!(err.ends_with('\n'));
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn hello_world() {
+    let o = quickbeam(&["run", "examples/hello.wat"], &workspace_root());
+    assert_eq!(stderr(&o), "");
+    assert_eq!(stdout(&o), "Hello from Quickbeam!\n");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn missing_file() {
+    let dir = files(&[]);
+    let o = quickbeam(&["run", "missing.wasm"], dir.path());
+    assert_eq!(stderr(&o), "error: failed to read `missing.wasm`: No such file or directory (os error 2)\n");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn truncated_module() {
+    let wasm = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
+    let dir = files(&[("trunc.wasm", &wasm[..wasm.len() - 3])]);
+    let o = quickbeam(&["run", "trunc.wasm"], dir.path());
+    assert_one_error_line(&o, "error: failed to compile `trunc.wasm`: ");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn invalid_module() {
+    let dir = files(&[("invalid.wat", b"(module (func (result i32) i64.const 1))")]);
+    let o = quickbeam(&["run", "invalid.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to compile `invalid.wat`: ");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn unparsable_text() {
+    let dir = files(&[("bad.wat", b"(module\n  (func (result i32) i32.const))")]);
+    let o = quickbeam(&["run", "bad.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to parse `bad.wat`: ");
+    assert!(stderr(&o).contains("bad.wat:2:"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn missing_import() {
+    let dir = files(&[("import.wat", b"(module (import \"env\" \"missing\" (func)) (func (export \"_start\")))")]);
+    let o = quickbeam(&["run", "import.wat"], dir.path());
+    assert_eq!(
+        stderr(&o),
+        "error: failed to instantiate `import.wat`: unknown import: `env::missing` has not been defined\n"
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn trap_prints_message_and_backtrace() {
+    let dir = files(&[("trap.wat", b"(module (func $boom unreachable) (func (export \"_start\") call $boom))")]);
+    let o = quickbeam(&["run", "trap.wat"], dir.path());
+    let err = stderr(&o);
+    assert!(err.starts_with("error: failed to run `trap.wat`: "), "{err}");
+    assert!(err.contains("wasm trap: unreachable"), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains("boom") && !l.starts_with("error")),
+        "no backtrace line naming `boom`:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(134));
+}
+
+#[test]
+fn proc_exit_sets_the_exit_status() {
+    let dir = files(&[(
+        "exit.wat",
+        b"(module
+            (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))
+            (memory (export \"memory\") 1)
+            (func (export \"_start\") (call $exit (i32.const 7)) unreachable))",
+    )]);
+    let o = quickbeam(&["run", "exit.wat"], dir.path());
+    assert_eq!(stderr(&o), "");
+    assert_eq!(o.status.code(), Some(7));
+}
+
+#[test]
+fn invoke_with_arguments() {
+    let dir = files(&[(
+        "math.wat",
+        b"(module
+            (func (export \"add\") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+            (func (export \"half\") (param f64) (result f64) (f64.mul (local.get 0) (f64.const 0.5)))
+            (func (export \"pair\") (param i64) (result i64 i32) (local.get 0) (i32.const -1)))",
+    )]);
+    let o = quickbeam(&["run", "--invoke", "add", "math.wat", "40", "2"], dir.path());
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()), ("42\n", "", Some(0)));
+    let o = quickbeam(&["run", "--invoke", "half", "math.wat", "3"], dir.path());
+    assert_eq!((stdout(&o).as_str(), o.status.code()), ("1.5\n", Some(0)));
+    let o = quickbeam(&["run", "--invoke", "pair", "math.wat", "-5"], dir.path());
+    assert_eq!((stdout(&o).as_str(), o.status.code()), ("-5\n-1\n", Some(0)));
+    let o = quickbeam(&["run", "--invoke", "add", "math.wat", "1"], dir.path());
+    assert_one_error_line(&o, "error: `add` takes 2 argument(s)");
+    let o = quickbeam(&["run", "--invoke", "add", "math.wat", "1", "x"], dir.path());
+    assert_one_error_line(&o, "error: invalid argument `x` for `add`: ");
+    let o = quickbeam(&["run", "--invoke", "nope", "math.wat"], dir.path());
+    assert_one_error_line(&o, "error: `math.wat` exports no function named `nope`");
+}
+
+#[test]
+fn wast_counts_directives() {
+    let dir = files(&[(
+        "tiny.wast",
+        b"(module
+  (func (export \"add\") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+(assert_return (invoke \"add\" (i32.const 1) (i32.const 2)) (i32.const 3))
+(assert_return (invoke \"add\" (i32.const 2) (i32.const 2)) (i32.const 5))
+(assert_invalid (module (func (result i32) (i64.const 0))) \"type mismatch\")
+(assert_malformed (module quote \"(func\") \"unexpected end\")
+",
+    )]);
+    let o = quickbeam(&["wast", "tiny.wast"], dir.path());
+    let out = stdout(&o);
+    assert_eq!(
+        out,
+        "tiny.wast:4:2: assert_return: expected i32:5, got i32:4\n4 passed, 1 failed\n",
+        "stderr: {}",
+        stderr(&o)
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn unimplemented_commands_say_so() {
+    let dir = files(&[]);
+    for args in [&["compile", "x.wasm"][..], &["explain", "x.wasm"], &["watch", "x.wasm"], &["cache", "stats"]] {
+        let o = quickbeam(args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
+    }
+    let o = quickbeam(&["--no-cache", "--cache-dir", "/tmp/x", "cache", "clear"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let o = quickbeam(&["--help"], &workspace_root());
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    for cmd in ["run", "wast", "compile", "explain", "watch", "cache", "--cache-dir", "--no-cache"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+}

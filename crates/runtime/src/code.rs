@@ -1,0 +1,197 @@
+//! [`CodeMemory`]: a module's finalized code, executable and never writable (W^X), and
+//! the process-wide registry that maps a pc to its function and trap site.
+//!
+//! Invariants:
+//! - the mapping is first RW while the image is copied in, then RX; never both;
+//! - a `CodeMemory` is in the registry from `new` to drop, so every pc inside live Wasm
+//!   code can be looked up; the signal handler looks up without allocating or blocking
+//!   (a contended registry reads as "not Wasm").
+
+use crate::mmap::Mmap;
+use quickbeam_environ::TrapCode;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// What the runtime knows about one compiled function.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// The function's index in its module's function index space.
+    pub func_index: u32,
+    /// Offset of its code in the module's image.
+    pub start: u32,
+    pub len: u32,
+    /// Module byte offset of its body (srclocs are relative to it).
+    pub body_offset: u32,
+    /// `(code offset within the function, trap code)`, sorted by offset.
+    pub trap_sites: Vec<(u32, TrapCode)>,
+    /// `(code offset within the function, body-relative Wasm offset)`, sorted.
+    pub srclocs: Vec<(u32, u32)>,
+}
+
+/// Everything needed to map a pc in one module's code to Wasm terms.
+#[derive(Debug, Default)]
+pub struct CodeInfo {
+    /// Sorted by `start`, non-overlapping.
+    pub functions: Vec<FunctionInfo>,
+    /// Function names (name section).
+    pub func_names: HashMap<u32, String>,
+}
+
+/// A Wasm frame, as a pc maps to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub func_index: u32,
+    pub func_name: Option<String>,
+    /// Module byte offset of the instruction the pc belongs to.
+    pub module_offset: Option<u32>,
+}
+
+impl CodeInfo {
+    fn function_at(&self, offset: u32) -> Option<&FunctionInfo> {
+        let i = self.functions.partition_point(|f| f.start <= offset).checked_sub(1)?;
+        let f = &self.functions[i];
+        (offset - f.start < f.len).then_some(f)
+    }
+
+    /// The trap code of the trap site at exactly `offset` in the image.
+    pub fn trap_at(&self, offset: u32) -> Option<TrapCode> {
+        let f = self.function_at(offset)?;
+        let rel = offset - f.start;
+        let i = f.trap_sites.binary_search_by_key(&rel, |s| s.0).ok()?;
+        Some(f.trap_sites[i].1)
+    }
+
+    /// The frame of the instruction at `offset` in the image.
+    pub fn frame_at(&self, offset: u32) -> Option<FrameInfo> {
+        let f = self.function_at(offset)?;
+        let rel = offset - f.start;
+        let i = f.srclocs.partition_point(|s| s.0 <= rel);
+        let module_offset = i.checked_sub(1).map(|i| f.body_offset + f.srclocs[i].1);
+        Some(FrameInfo {
+            func_index: f.func_index,
+            func_name: self.func_names.get(&f.func_index).cloned(),
+            module_offset,
+        })
+    }
+}
+
+/// A module's code image, executable (see the module docs).
+#[derive(Debug)]
+pub struct CodeMemory {
+    map: Mmap,
+    len: usize,
+    info: Arc<CodeInfo>,
+}
+
+struct Registration {
+    end: usize,
+    info: Arc<CodeInfo>,
+}
+
+static REGISTRY: RwLock<BTreeMap<usize, Registration>> = RwLock::new(BTreeMap::new());
+
+impl CodeMemory {
+    /// Copies `image` into fresh memory, makes it executable and registers it.
+    ///
+    /// # Errors
+    /// The OS refused the mapping or the protection change.
+    pub fn new(image: &[u8], info: CodeInfo) -> std::io::Result<CodeMemory> {
+        let mut map = Mmap::with_rw(image.len().max(1))?;
+        // SAFETY: the mapping was just created readable and writable.
+        unsafe { map.as_mut_slice()[..image.len()].copy_from_slice(image) };
+        let len = map.len();
+        map.make_executable(0, len)?;
+        let info = Arc::new(info);
+        let start = map.as_ptr() as usize;
+        REGISTRY
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(start, Registration { end: start + image.len(), info: info.clone() });
+        Ok(CodeMemory { map, len: image.len(), info })
+    }
+
+    pub fn base(&self) -> *const u8 {
+        self.map.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn info(&self) -> &Arc<CodeInfo> {
+        &self.info
+    }
+
+    /// The code bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the whole mapping is readable (RX) from `new` on.
+        unsafe { &self.map.as_slice()[..self.len] }
+    }
+}
+
+impl Drop for CodeMemory {
+    fn drop(&mut self) {
+        REGISTRY.write().unwrap_or_else(|e| e.into_inner()).remove(&(self.map.as_ptr() as usize));
+    }
+}
+
+/// Whether `pc` is inside registered Wasm code, and if so its trap code, if any. Never
+/// allocates or blocks: safe to call from a signal handler. `None` = not Wasm code (or
+/// the registry is being modified).
+pub(crate) fn trap_code_for_pc(pc: usize) -> Option<Option<TrapCode>> {
+    let reg = REGISTRY.try_read().ok()?;
+    let (start, r) = reg.range(..=pc).next_back()?;
+    if pc >= r.end {
+        return None;
+    }
+    Some(r.info.trap_at((pc - start) as u32))
+}
+
+/// The Wasm frame of `pc`, if it is in registered code.
+pub fn frame_for_pc(pc: usize) -> Option<FrameInfo> {
+    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    let (start, r) = reg.range(..=pc).next_back()?;
+    if pc >= r.end {
+        return None;
+    }
+    r.info.frame_at((pc - start) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_by_pc() {
+        let info = CodeInfo {
+            functions: vec![
+                FunctionInfo {
+                    func_index: 3,
+                    start: 0,
+                    len: 16,
+                    body_offset: 100,
+                    trap_sites: vec![(4, TrapCode::UnreachableCodeReached)],
+                    srclocs: vec![(0, 1), (4, 7)],
+                },
+                FunctionInfo { func_index: 4, start: 16, len: 8, body_offset: 200, trap_sites: vec![], srclocs: vec![] },
+            ],
+            func_names: [(3, "f".to_string())].into_iter().collect(),
+        };
+        let code = CodeMemory::new(&[0xcc; 24], info).unwrap();
+        let base = code.base() as usize;
+        assert_eq!(trap_code_for_pc(base + 4), Some(Some(TrapCode::UnreachableCodeReached)));
+        assert_eq!(trap_code_for_pc(base + 5), Some(None));
+        assert_eq!(trap_code_for_pc(base + 24), None);
+        let f = frame_for_pc(base + 6).unwrap();
+        assert_eq!((f.func_index, f.func_name.as_deref(), f.module_offset), (3, Some("f"), Some(107)));
+        let g = frame_for_pc(base + 17).unwrap();
+        assert_eq!((g.func_index, g.module_offset), (4, None));
+        assert_eq!(code.bytes(), &[0xcc; 24]);
+        drop(code);
+        assert_eq!(trap_code_for_pc(base + 4), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! [`Mmap`]: an owned anonymous memory mapping with page-granular protection changes.
+//!
+//! Invariant: `ptr..ptr+len` is one mapping this value created and unmaps on drop;
+//! `len` is a multiple of the page size.
+
+use std::io;
+use std::ptr::NonNull;
+
+/// The host's page size.
+pub fn page_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *SIZE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize })
+}
+
+/// Rounds `n` up to a multiple of the page size.
+pub fn round_up_to_page(n: usize) -> usize {
+    let p = page_size();
+    n.checked_add(p - 1).expect("size overflows the address space") & !(p - 1)
+}
+
+/// An owned anonymous mapping (see the module docs).
+#[derive(Debug)]
+pub struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: an `Mmap` is plain owned memory; nothing about it is tied to a thread.
+unsafe impl Send for Mmap {}
+// SAFETY: shared access only reads the pointer and length.
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    /// Reserves `len` bytes (rounded up to pages) of inaccessible address space, without
+    /// committing memory.
+    pub fn reserve(len: usize) -> io::Result<Mmap> {
+        Mmap::map(round_up_to_page(len), libc::PROT_NONE)
+    }
+
+    /// Maps `len` bytes (rounded up to pages) readable and writable, zeroed.
+    pub fn with_rw(len: usize) -> io::Result<Mmap> {
+        Mmap::map(round_up_to_page(len), libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    fn map(len: usize, prot: libc::c_int) -> io::Result<Mmap> {
+        if len == 0 {
+            return Ok(Mmap { ptr: NonNull::dangling(), len: 0 });
+        }
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+        // cannot alias any existing Rust object.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mmap { ptr: NonNull::new(ptr.cast()).expect("mmap never returns null on success"), len })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn protect(&self, start: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
+        assert!(start.is_multiple_of(page_size()) && len.is_multiple_of(page_size()), "unaligned protection change");
+        assert!(start.checked_add(len).is_some_and(|end| end <= self.len), "protection change out of the mapping");
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range is page-aligned and inside this mapping (checked above), which
+        // this value owns; callers that remove access go through `&mut self` methods.
+        let r = unsafe { libc::mprotect(self.ptr.as_ptr().add(start).cast(), len, prot) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Makes `start..start+len` (page-aligned) readable and writable.
+    pub fn make_accessible(&mut self, start: usize, len: usize) -> io::Result<()> {
+        self.protect(start, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Makes `start..start+len` (page-aligned) readable and executable, and no longer
+    /// writable.
+    pub fn make_executable(&mut self, start: usize, len: usize) -> io::Result<()> {
+        self.protect(start, len, libc::PROT_READ | libc::PROT_EXEC)
+    }
+
+    /// The whole mapping as bytes.
+    ///
+    /// # Safety
+    /// Every byte of the mapping must be readable (none left `PROT_NONE`).
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is live for `&self`; readability is the caller's promise.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The whole mapping as mutable bytes.
+    ///
+    /// # Safety
+    /// Every byte of the mapping must be readable and writable.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is live and uniquely borrowed; access is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: this value owns the mapping and nothing borrows it any more.
+        let r = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        debug_assert_eq!(r, 0, "munmap failed: {}", io::Error::last_os_error());
+    }
+}
