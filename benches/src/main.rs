@@ -2,7 +2,9 @@
 //! measured in the same run (SHA-256 of the bytes, wasmparser validation).
 //!
 //! Usage: `cargo run --release -p quickbeam-benches -- compile [FILE.wasm ...]`
-//! (defaults: the real programs in `target/fixtures/` and `../shared/corpus/`).
+//! (defaults: the real programs in `target/fixtures/` and `../shared/corpus/`), and
+//! `... -- run` (the real programs' run time next to their native builds; the native
+//! time includes process start-up, a millisecond or so).
 //! Every figure is the best of several runs, single-threaded.
 
 use anyhow::{Context, Result};
@@ -78,12 +80,62 @@ fn bench_compile(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Compiles and runs a WASI command once with captured output; returns (compile, run).
+fn run_once(bytes: &[u8]) -> Result<(Duration, Duration)> {
+    use quickbeam::*;
+    use quickbeam_wasi::*;
+    let engine = Engine::new(&Config::new())?;
+    let t = Instant::now();
+    let module = Module::new(&engine, bytes)?;
+    let compile = t.elapsed();
+    let out = OutputBuffer::new();
+    let wasi = WasiCtx::builder().arg("bench").stdout_capture(out.clone()).build();
+    let mut store = Store::new(&engine, wasi);
+    let mut linker = Linker::new(&engine);
+    add_to_linker(&mut linker, |cx: &mut WasiCtx| cx)?;
+    let t = Instant::now();
+    let instance = linker.instantiate(&mut store, &module)?;
+    let start = instance.get_func(&mut store, "_start").context("no _start")?;
+    match start.call(&mut store, &[], &mut []) {
+        Ok(()) => {}
+        Err(e) if e.chain().any(|c| c.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok((compile, t.elapsed()))
+}
+
+/// Run time of the real programs (best of 3), next to their native builds.
+fn bench_run() -> Result<()> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures");
+    println!("Real programs (best of 3; build them with `bash fixtures/build.sh`). Budget (DESIGN.md §9): within 1.3x of Cranelift.");
+    println!("{:<10} {:>12} {:>12} {:>12} {:>10}", "program", "compile ms", "run ms", "native ms", "run/native");
+    for name in ["sqlite", "lua", "zstd", "bzip2"] {
+        let bytes = std::fs::read(dir.join(format!("{name}.wasm"))).with_context(|| format!("{name}.wasm missing"))?;
+        let (mut compile, mut run) = (Duration::MAX, Duration::MAX);
+        for _ in 0..3 {
+            let b = bytes.clone();
+            let (c, r) = quickbeam_cli::with_large_stack(move || run_once(&b)).map_err(|p| anyhow::anyhow!("panicked: {p}"))??;
+            compile = compile.min(c);
+            run = run.min(r);
+        }
+        let native = best_of(3, || {
+            let out = std::process::Command::new(dir.join(format!("{name}.native"))).output()?;
+            anyhow::ensure!(out.status.success(), "native {name} failed");
+            Ok(())
+        })?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("{:<10} {:>12.1} {:>12.1} {:>12.1} {:>9.2}x", name, ms(compile), ms(run), ms(native), ms(run) / ms(native));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("compile", &[]));
     let files: Vec<PathBuf> = if rest.is_empty() { default_files() } else { rest.iter().map(PathBuf::from).collect() };
     match cmd {
         "compile" => bench_compile(&files),
-        other => anyhow::bail!("unknown benchmark `{other}` (try: compile)"),
+        "run" => bench_run(),
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run)"),
     }
 }
