@@ -5,6 +5,8 @@
 //! - `r14`: the callee's VMContext on entry to every Wasm function. Compiled code keeps
 //!   its own VMContext in `r14` and saves it at `[rbp-8]`; after any call it reloads `r14`
 //!   (and `r15`) itself, so callees may clobber every register but `rbp`/`rsp`.
+//!   The runtime relies on `[rbp-8]` too: the host adapter reads the calling function's
+//!   VMContext there to build a `Caller`, so it must hold whenever a function calls out.
 //! - `r15`: base of memory 0, loaded from `[r14 + VMCTX_MEMORY0_BASE]` in the prologue.
 //! - Every other general-purpose and SSE register is caller-saved.
 //!

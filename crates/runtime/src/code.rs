@@ -4,13 +4,14 @@
 //! Invariants:
 //! - the mapping is first RW while the image is copied in, then RX; never both;
 //! - a `CodeMemory` is in the registry from `new` to drop, so every pc inside live Wasm
-//!   code can be looked up; the signal handler looks up without allocating or blocking
-//!   (a contended registry reads as "not Wasm").
+//!   code can be looked up; the signal handler looks up without allocating, locking or
+//!   waiting, even while other threads register code (see [`Registry`]).
 
 use crate::mmap::Mmap;
 use quickbeam_environ::TrapCode;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 /// What the runtime knows about one compiled function.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,12 +84,69 @@ pub struct CodeMemory {
     info: Arc<CodeInfo>,
 }
 
-struct Registration {
+/// One registered code region.
+#[derive(Clone, Copy)]
+struct Entry {
+    start: usize,
     end: usize,
-    info: Arc<CodeInfo>,
+    /// Kept alive by the registering `CodeMemory`'s `Arc` until after it unregisters.
+    info: *const CodeInfo,
 }
 
-static REGISTRY: RwLock<BTreeMap<usize, Registration>> = RwLock::new(BTreeMap::new());
+/// The process-wide map from pc ranges to code, readable from signal handlers.
+///
+/// Readers (the signal handler included) announce themselves in `readers`, then load
+/// `snapshot`, an immutable sorted table, and never block. Writers (serialized by
+/// `writer`) publish a new table and wait until no reader is active before freeing the
+/// old one: a reader that could still see the old table incremented `readers` before
+/// the swap (all operations are `SeqCst`), so the writer waits for it.
+struct Registry {
+    snapshot: AtomicPtr<Vec<Entry>>,
+    readers: AtomicUsize,
+    writer: Mutex<()>,
+}
+
+static REGISTRY: Registry =
+    Registry { snapshot: AtomicPtr::new(std::ptr::null_mut()), readers: AtomicUsize::new(0), writer: Mutex::new(()) };
+
+impl Registry {
+    /// Runs `f` on the current table (sorted by start; empty if none). Lock-free.
+    fn read<R>(&self, f: impl FnOnce(&[Entry]) -> R) -> R {
+        self.readers.fetch_add(1, SeqCst);
+        let p = self.snapshot.load(SeqCst);
+        // SAFETY: a non-null snapshot stays allocated while `readers` counts us: writers
+        // free a replaced table only after seeing `readers == 0` (see the type docs).
+        let r = f(if p.is_null() { &[] } else { unsafe { &*p } });
+        self.readers.fetch_sub(1, SeqCst);
+        r
+    }
+
+    /// Replaces the table with `edit` applied to a copy of it.
+    fn update(&self, edit: impl FnOnce(&mut Vec<Entry>)) {
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.snapshot.load(SeqCst);
+        // SAFETY: only writers replace or free tables, and we hold the writer lock.
+        let mut table = if old.is_null() { Vec::new() } else { unsafe { (*old).clone() } };
+        edit(&mut table);
+        let new = Box::into_raw(Box::new(table));
+        self.snapshot.swap(new, SeqCst);
+        if !old.is_null() {
+            while self.readers.load(SeqCst) != 0 {
+                std::thread::yield_now();
+            }
+            // SAFETY: `old` came from `Box::into_raw`, is no longer published, and no
+            // reader can still hold it (none active since the swap).
+            drop(unsafe { Box::from_raw(old) });
+        }
+    }
+
+    /// The entry containing `pc`.
+    fn find(table: &[Entry], pc: usize) -> Option<Entry> {
+        let i = table.partition_point(|e| e.start <= pc).checked_sub(1)?;
+        let e = table[i];
+        (pc < e.end).then_some(e)
+    }
+}
 
 impl CodeMemory {
     /// Copies `image` into fresh memory, makes it executable and registers it.
@@ -102,11 +160,11 @@ impl CodeMemory {
         let len = map.len();
         map.make_executable(0, len)?;
         let info = Arc::new(info);
-        let start = map.as_ptr() as usize;
-        REGISTRY
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(start, Registration { end: start + image.len(), info: info.clone() });
+        let entry = Entry { start: map.as_ptr() as usize, end: map.as_ptr() as usize + image.len(), info: Arc::as_ptr(&info) };
+        REGISTRY.update(|t| {
+            let i = t.partition_point(|e| e.start < entry.start);
+            t.insert(i, entry);
+        });
         Ok(CodeMemory { map, len: image.len(), info })
     }
 
@@ -135,30 +193,28 @@ impl CodeMemory {
 
 impl Drop for CodeMemory {
     fn drop(&mut self) {
-        REGISTRY.write().unwrap_or_else(|e| e.into_inner()).remove(&(self.map.as_ptr() as usize));
+        let start = self.map.as_ptr() as usize;
+        REGISTRY.update(|t| t.retain(|e| e.start != start));
     }
 }
 
 /// Whether `pc` is inside registered Wasm code, and if so its trap code, if any. Never
-/// allocates or blocks: safe to call from a signal handler. `None` = not Wasm code (or
-/// the registry is being modified).
+/// allocates, locks or waits: safe to call from a signal handler. `None` = not Wasm code.
 pub(crate) fn trap_code_for_pc(pc: usize) -> Option<Option<TrapCode>> {
-    let reg = REGISTRY.try_read().ok()?;
-    let (start, r) = reg.range(..=pc).next_back()?;
-    if pc >= r.end {
-        return None;
-    }
-    Some(r.info.trap_at((pc - start) as u32))
+    REGISTRY.read(|t| {
+        let e = Registry::find(t, pc)?;
+        // SAFETY: the entry's info outlives its registration (see `Entry`).
+        Some(unsafe { &*e.info }.trap_at((pc - e.start) as u32))
+    })
 }
 
 /// The Wasm frame of `pc`, if it is in registered code.
 pub fn frame_for_pc(pc: usize) -> Option<FrameInfo> {
-    let reg = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
-    let (start, r) = reg.range(..=pc).next_back()?;
-    if pc >= r.end {
-        return None;
-    }
-    r.info.frame_at((pc - start) as u32)
+    REGISTRY.read(|t| {
+        let e = Registry::find(t, pc)?;
+        // SAFETY: the entry's info outlives its registration (see `Entry`).
+        unsafe { &*e.info }.frame_at((pc - e.start) as u32)
+    })
 }
 
 #[cfg(test)]

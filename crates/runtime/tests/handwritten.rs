@@ -491,3 +491,28 @@ fn faults_in_wasm_code_without_a_trap_site_crash() {
     }
     assert_eq!(child_signal("faults_in_wasm_code_without_a_trap_site_crash"), Some(libc::SIGSEGV));
 }
+
+#[test]
+fn traps_are_recognized_while_other_threads_register_code() {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(CodeMemory::new(&[0xcc; 64], CodeInfo::default()).unwrap());
+            }
+        })
+    };
+    let m = module(
+        r#"(module (func (export "boom") unreachable))"#,
+        &[Code { bytes: UNREACHABLE, traps: vec![(4, TrapCode::UnreachableCodeReached)], srclocs: vec![] }],
+    );
+    let mut s = store();
+    let inst = s.vm.instantiate(&m, &[]).unwrap();
+    let boom = export_func(&mut s, inst, "boom");
+    for _ in 0..20_000 {
+        assert!(matches!(call(&mut s, boom, &mut [], STACK), Err(CallError::Trap { .. })));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
