@@ -124,6 +124,72 @@ fn proc_exit_sets_the_exit_status() {
     assert_eq!(o.status.code(), Some(7));
 }
 
+/// Prints the argument buffer, then the environment buffer (NUL-separated).
+const PRINT_ARGS_AND_ENV: &[u8] = br#"(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $print (param $buf i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $buf))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))
+  (func (export "_start")
+    (drop (call $args_sizes (i32.const 0) (i32.const 4)))
+    (drop (call $args_get (i32.const 1024) (i32.const 4096)))
+    (call $print (i32.const 4096) (i32.load (i32.const 4)))
+    (drop (call $env_sizes (i32.const 0) (i32.const 4)))
+    (drop (call $env_get (i32.const 1024) (i32.const 8192)))
+    (call $print (i32.const 8192) (i32.load (i32.const 4)))))"#;
+
+#[test]
+fn arguments_and_environment_reach_the_guest() {
+    let dir = files(&[("args.wat", PRINT_ARGS_AND_ENV)]);
+    let o = quickbeam(&["run", "--env", "A=1", "--env", "B=x y", "args.wat", "one", "--two"], dir.path());
+    assert_eq!(stderr(&o), "");
+    assert_eq!(stdout(&o), "args.wat\0one\0--two\0A=1\0B=x y\0");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn preopened_directories_are_readable() {
+    // Opens `hello.txt` below fd 3 (the first preopen), reads it and prints it.
+    let cat: &[u8] = br#"(module
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 64) "hello.txt")
+      (func (export "_start") (result)
+        (if (call $open (i32.const 3) (i32.const 1) (i32.const 64) (i32.const 9) (i32.const 0)
+                        (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0))
+          (then unreachable))
+        (i32.store (i32.const 16) (i32.const 1024))
+        (i32.store (i32.const 20) (i32.const 100))
+        (drop (call $read (i32.load (i32.const 0)) (i32.const 16) (i32.const 1) (i32.const 24)))
+        (i32.store (i32.const 20) (i32.load (i32.const 24)))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
+    let dir = files(&[("cat.wat", cat)]);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/hello.txt"), "from the host\n").unwrap();
+    let o = quickbeam(&["run", "--dir", "data::/data", "cat.wat"], dir.path());
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str(), o.status.code()), ("from the host\n", "", Some(0)));
+    // Without the directory, the guest has no fd 3 and traps.
+    let o = quickbeam(&["run", "cat.wat"], dir.path());
+    assert_eq!(o.status.code(), Some(134));
+}
+
+#[test]
+fn missing_preopen_directory_is_one_error_line() {
+    let dir = files(&[("args.wat", PRINT_ARGS_AND_ENV)]);
+    let o = quickbeam(&["run", "--dir", "nope::/data", "args.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to open directory `nope`: ");
+    assert_eq!(o.status.code(), Some(1));
+}
+
 #[test]
 fn invoke_with_arguments() {
     let dir = files(&[(

@@ -240,7 +240,7 @@ pub fn fingerprint(
 #[derive(Default)]
 pub struct Fingerprinter {
     /// The hash input.
-    buf: Vec<u8>,
+    buf: Out,
     /// The body's constants are `consts[..nconsts]` (the vector only grows, so that the
     /// fast loop can store without a capacity check).
     consts: Vec<u64>,
@@ -299,8 +299,7 @@ impl Fingerprinter {
             .get(func_index as usize)
             .and_then(|&t| env.types.get(t as usize))
             .ok_or_else(|| err("function index out of range", base))?;
-        self.buf.clear();
-        self.buf.reserve(body.len() + 128);
+        self.buf.len = 0;
         self.nconsts = 0;
         self.slots.reset();
         self.buf.extend_from_slice(b"qb-shape-v1");
@@ -309,16 +308,16 @@ impl Fingerprinter {
 
         let mut scan = Scanner { env, r: Reader { bytes: body, pos: 0, base }, fp: self };
         scan.locals()?;
-        let ops_start = scan.fp.buf.len();
+        let ops_start = scan.fp.buf.len;
         scan.operators(!scan.fp.no_fast_path)?;
-        let ops_len = self.buf.len() - ops_start;
+        let ops_len = self.buf.len - ops_start;
 
-        let env_start = self.buf.len();
+        let env_start = self.buf.len;
         encode_slot_env(&mut self.buf, &self.slots.alloc.env);
-        let env_len = self.buf.len() - env_start;
+        let env_len = self.buf.len - env_start;
         self.buf.extend_from_slice(&(ops_len as u64).to_le_bytes());
         self.buf.extend_from_slice(&(env_len as u64).to_le_bytes());
-        let shape = StencilKey(Sha256::digest(&self.buf).into());
+        let shape = StencilKey(Sha256::digest(self.buf.as_slice()).into());
         Ok(Fingerprint {
             shape,
             params: std::mem::take(&mut self.slots.alloc.params),
@@ -330,13 +329,73 @@ impl Fingerprinter {
 
 // ---- encodings ----------------------------------------------------------------------------
 
+/// Where encodings are written: a `Vec<u8>`, or the fingerprinter's [`Out`].
+trait Sink {
+    fn push(&mut self, b: u8);
+    fn extend_from_slice(&mut self, b: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        Vec::push(self, b)
+    }
+    #[inline(always)]
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        Vec::extend_from_slice(self, b)
+    }
+}
+
+/// The shape key's hash input: `bytes[..len]`. `bytes` only grows and is never cleared,
+/// so that the fast loop can store into it without a capacity check per operator.
+#[derive(Default)]
+struct Out {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Out {
+    /// Makes room for `n` more bytes.
+    #[inline(always)]
+    fn reserve(&mut self, n: usize) {
+        if self.bytes.len() < self.len + n {
+            self.grow(n);
+        }
+    }
+
+    #[inline(never)]
+    fn grow(&mut self, n: usize) {
+        let size = (self.len + n).max(2 * self.bytes.len()).max(1024);
+        self.bytes.resize(size, 0);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Sink for Out {
+    #[inline(always)]
+    fn push(&mut self, b: u8) {
+        self.reserve(1);
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+    #[inline(always)]
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.reserve(b.len());
+        self.bytes[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
 #[inline]
-fn push_u32(b: &mut Vec<u8>, v: u32) {
+fn push_u32(b: &mut impl Sink, v: u32) {
     b.extend_from_slice(&v.to_le_bytes());
 }
 
 #[inline]
-fn push_leb(b: &mut Vec<u8>, mut v: u32) {
+fn push_leb(b: &mut impl Sink, mut v: u32) {
     while v >= 0x80 {
         b.push(v as u8 | 0x80);
         v >>= 7;
@@ -344,16 +403,20 @@ fn push_leb(b: &mut Vec<u8>, mut v: u32) {
     b.push(v as u8);
 }
 
-fn encode_func_type(b: &mut Vec<u8>, t: &FuncType) {
+fn encode_func_type(b: &mut impl Sink, t: &FuncType) {
     push_leb(b, t.params().len() as u32);
-    b.extend(t.params().iter().map(|v| v.code()));
+    for v in t.params() {
+        b.push(v.code());
+    }
     push_leb(b, t.results().len() as u32);
-    b.extend(t.results().iter().map(|v| v.code()));
+    for v in t.results() {
+        b.push(v.code());
+    }
 }
 
 /// A stable encoding of a [`SlotEnv`] (never `std::hash`, which may change between
 /// Rust versions): per kind, the count, then per slot its fields.
-fn encode_slot_env(b: &mut Vec<u8>, e: &SlotEnv) {
+fn encode_slot_env(b: &mut impl Sink, e: &SlotEnv) {
     push_u32(b, e.funcs.len() as u32);
     for f in &e.funcs {
         encode_func_type(b, &f.ty);
@@ -659,7 +722,7 @@ impl Scanner<'_, '_> {
     /// Copies the raw bytes `from..` up to the reader's position into the hash input.
     #[inline(always)]
     fn raw_from(&mut self, from: usize) {
-        self.fp.buf.extend_from_slice(&self.r.bytes[from..self.r.pos]);
+        Sink::extend_from_slice(&mut self.fp.buf, &self.r.bytes[from..self.r.pos]);
     }
 
     /// A module index immediate of `kind` (bounds-checked), written as its slot.
@@ -752,30 +815,19 @@ impl Scanner<'_, '_> {
         if self.fp.consts.len() < max_consts {
             self.fp.consts.resize(max_consts, 0);
         }
-        self.fp.buf.reserve(n - pos + 16);
         let fast_end = if fast { n.saturating_sub(3) } else { 0 };
         loop {
-            while pos <= fast_end {
-                let (op, b1, b2) = (bytes[pos], bytes[pos + 1], bytes[pos + 2]);
-                let f = &FAST[op as usize];
-                if ((b1 ^ f.x1) & f.m1) | ((b2 ^ f.x2) & f.m2) | f.slow != 0 {
-                    break;
-                }
-                let buf = &mut self.fp.buf;
-                let len = buf.len();
-                buf.extend_from_slice(&[op, b1 & f.keep1, b2 & f.keep2, 0]);
-                buf.truncate(len + f.emit as usize);
-                let i32_const = (((b1 as i32) << 25) >> 25) as u32 as u64;
-                let bits = if f.const_in_b2 { b2 as u64 } else { i32_const };
+            if pos <= fast_end {
                 let fp = &mut *self.fp;
-                fp.consts[fp.nconsts] = bits;
-                fp.nconsts += f.is_const as usize;
-                mem_used |= f.const_in_b2;
-                depth = depth.wrapping_add(f.depth as u32);
-                pos += f.len as usize;
-                if depth == 0 {
-                    break;
-                }
+                // The fast loop writes at most as many bytes as it reads, plus a 4-byte
+                // store.
+                fp.buf.reserve(n - pos + 4);
+                let run = if std::env::var_os("QB_BRANCHY").is_some() { fast_loop_branchy(bytes, pos, fast_end, &mut fp.buf.bytes, fp.buf.len, &mut fp.consts, fp.nconsts, depth) } else { fast_loop(bytes, pos, fast_end, &mut fp.buf.bytes, fp.buf.len, &mut fp.consts, fp.nconsts, depth) };
+                fp.buf.len = run.written;
+                fp.nconsts = run.nconsts;
+                mem_used |= run.mem_used;
+                depth = run.depth;
+                pos = run.pos;
             }
             self.r.pos = pos;
             if depth == 0 || self.operator(&mut depth)? {
@@ -957,6 +1009,132 @@ impl Scanner<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Where the fast loop stopped.
+struct FastRun {
+    pos: usize,
+    /// The new length of the output.
+    written: usize,
+    nconsts: usize,
+    depth: u32,
+    mem_used: bool,
+}
+
+/// The fast loop of [`Scanner::operators`]: decodes operators from `pos` while they are
+/// in [`FAST`] with one-byte immediates (and `pos <= fast_end`, so that two bytes after
+/// the opcode can be read), writing their hash input to `out[w..]` and their constants to
+/// `consts[nconsts..]`. Stops after the body's final `end` or before the first operator
+/// it does not handle. All state lives in locals: no store-to-load chain per operator.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fast_loop(
+    bytes: &[u8],
+    mut pos: usize,
+    fast_end: usize,
+    out: &mut [u8],
+    mut w: usize,
+    consts: &mut [u64],
+    mut nconsts: usize,
+    mut depth: u32,
+) -> FastRun {
+    let mut mem_used = false;
+    while pos <= fast_end {
+        let (op, b1, b2) = (bytes[pos], bytes[pos + 1], bytes[pos + 2]);
+        let f = &FAST[op as usize];
+        if ((b1 ^ f.x1) & f.m1) | ((b2 ^ f.x2) & f.m2) | f.slow != 0 {
+            break;
+        }
+        out[w..w + 4].copy_from_slice(&[op, b1 & f.keep1, b2 & f.keep2, 0]);
+        w += f.emit as usize;
+        let i32_const = (((b1 as i32) << 25) >> 25) as u32 as u64;
+        consts[nconsts] = if f.const_in_b2 { b2 as u64 } else { i32_const };
+        nconsts += f.is_const as usize;
+        mem_used |= f.const_in_b2;
+        depth = depth.wrapping_add(f.depth as u32);
+        pos += f.len as usize;
+        if depth == 0 {
+            break;
+        }
+    }
+    FastRun { pos, written: w, nconsts, depth, mem_used }
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn fast_loop_branchy(
+    bytes: &[u8],
+    mut pos: usize,
+    fast_end: usize,
+    out: &mut [u8],
+    mut w: usize,
+    consts: &mut [u64],
+    mut nc: usize,
+    mut depth: u32,
+) -> FastRun {
+    let mut mem_used = false;
+    while pos <= fast_end {
+        let op = bytes[pos];
+        match op {
+            0x00 | 0x01 | 0x05 | 0x0f | 0x1a | 0x1b | 0x45..=0xc4 | 0xd1 => {
+                out[w] = op;
+                w += 1;
+                pos += 1;
+            }
+            0x0b => {
+                out[w] = op;
+                w += 1;
+                pos += 1;
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            0x0c | 0x0d | 0x20..=0x22 => {
+                let b1 = bytes[pos + 1];
+                if b1 >= 0x80 {
+                    break;
+                }
+                out[w..w + 2].copy_from_slice(&[op, b1]);
+                w += 2;
+                pos += 2;
+            }
+            0x41 => {
+                let b1 = bytes[pos + 1];
+                if b1 >= 0x80 {
+                    break;
+                }
+                out[w] = op;
+                w += 1;
+                consts[nc] = (((b1 as i32) << 25) >> 25) as u32 as u64;
+                nc += 1;
+                pos += 2;
+            }
+            0x28..=0x3e => {
+                let (b1, b2) = (bytes[pos + 1], bytes[pos + 2]);
+                if b1 >= 0x40 || b2 >= 0x80 {
+                    break;
+                }
+                out[w..w + 3].copy_from_slice(&[op, b1, 0]);
+                w += 3;
+                consts[nc] = b2 as u64;
+                nc += 1;
+                mem_used = true;
+                pos += 3;
+            }
+            0x02..=0x04 => {
+                if bytes[pos + 1] != 0x40 {
+                    break;
+                }
+                out[w..w + 2].copy_from_slice(&[op, 0x40]);
+                w += 2;
+                depth += 1;
+                pos += 2;
+            }
+            _ => break,
+        }
+    }
+    FastRun { pos, written: w, nconsts: nc, depth, mem_used }
 }
 
 /// How the fast loop of [`Scanner::operators`] decodes an opcode `op` followed by the
