@@ -166,13 +166,19 @@ impl CodeGen {
     fn table_elem_addr(&mut self, t: TableSlot) -> Result<Gpr, CompileError> {
         let i = self.pop()?;
         let r = self.into_owned_gpr(i)?;
+        self.elem_addr(r, t);
+        Ok(r)
+    }
+
+    /// Bounds-checks the index in `r` against table `t` (trapping `TableOutOfBounds`) and
+    /// turns it into the element's address.
+    fn elem_addr(&mut self, r: Gpr, t: TableSlot) {
         self.vmctx_ptr(RelocKind::TableOffset(t));
         self.masm.alu_rm(Alu::Cmp, Size::S64, r, Mem::base(SCRATCH, TABLE_LENGTH as i32));
         let oob = self.trap_label(TrapCode::TableOutOfBounds);
         self.masm.jcc(Cond::Ae, oob);
         self.masm.shift_ri(Shift::Shl, Size::S64, r, 3);
         self.masm.alu_rm(Alu::Add, Size::S64, r, Mem::base(SCRATCH, TABLE_BASE as i32));
-        Ok(r)
     }
 
     pub(crate) fn table_get(&mut self, t: TableSlot) -> Result<(), CompileError> {
@@ -272,12 +278,7 @@ impl CodeGen {
         let i = self.pop()?;
         let r = self.into_owned_gpr(i)?;
         self.spill_for_call(ty);
-        self.vmctx_ptr(RelocKind::TableOffset(t));
-        self.masm.alu_rm(Alu::Cmp, Size::S64, r, Mem::base(SCRATCH, TABLE_LENGTH as i32));
-        let oob = self.trap_label(TrapCode::TableOutOfBounds);
-        self.masm.jcc(Cond::Ae, oob);
-        self.masm.shift_ri(Shift::Shl, Size::S64, r, 3);
-        self.masm.alu_rm(Alu::Add, Size::S64, r, Mem::base(SCRATCH, TABLE_BASE as i32));
+        self.elem_addr(r, t);
         self.masm.load(SCRATCH, Mem::base(r, 0), Width::B64, Ext::Unsigned, Size::S64);
         self.release_gpr(r);
         self.masm.test_rr(Size::S64, SCRATCH, SCRATCH);
