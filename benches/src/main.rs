@@ -129,6 +129,33 @@ fn bench_run() -> Result<()> {
     Ok(())
 }
 
+/// Cold compile vs a warm reload (every function from the engine's in-process cache).
+fn bench_reload(files: &[PathBuf]) -> Result<()> {
+    println!("Module::new cold vs warm (same engine), best of 5. Issue 3 target: warm >= half of SHA-256 speed.");
+    println!("{:<22} {:>12} {:>12} {:>12} {:>10}", "module", "cold MB/s", "warm MB/s", "sha256 MB/s", "warm/cold");
+    for f in files {
+        let bytes = std::fs::read(f)?;
+        let cold = best_of(5, || {
+            quickbeam::Module::new(&quickbeam::Engine::default(), &bytes)?;
+            Ok(())
+        })?;
+        let engine = quickbeam::Engine::default();
+        quickbeam::Module::new(&engine, &bytes)?;
+        let warm = best_of(5, || {
+            quickbeam::Module::new(&engine, &bytes)?;
+            Ok(())
+        })?;
+        let hash = best_of(5, || {
+            std::hint::black_box(sha2::Sha256::digest(&bytes));
+            Ok(())
+        })?;
+        let n = bytes.len();
+        println!("{:<22} {:>12.1} {:>12.1} {:>12.1} {:>9.1}%", f.file_name().unwrap().to_string_lossy(),
+            mbps(n, cold), mbps(n, warm), mbps(n, hash), 100.0 * warm.as_secs_f64() / cold.as_secs_f64());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("compile", &[]));
@@ -136,6 +163,7 @@ fn main() -> Result<()> {
     match cmd {
         "compile" => bench_compile(&files),
         "run" => bench_run(),
-        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run)"),
+        "reload" => bench_reload(&files),
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload)"),
     }
 }

@@ -55,11 +55,23 @@ pub struct Engine {
 pub(crate) struct EngineInner {
     pub(crate) config: Config,
     pub(crate) signatures: SignatureRegistry,
+    /// Hash of the compiler version and every setting that changes code (part of keys).
+    pub(crate) fingerprint: quickbeam_environ::key::EngineFingerprint,
+    /// The in-process stencil cache, by exact key (issue 3; first level only).
+    pub(crate) stencils: crate::module::StencilCache,
 }
 
 impl Engine {
     pub fn new(config: &Config) -> crate::Result<Engine> {
-        Ok(Engine { inner: Arc::new(EngineInner { config: config.clone(), signatures: SignatureRegistry::new() }) })
+        let settings = format!("features={:?}", config.features);
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config: config.clone(),
+                signatures: SignatureRegistry::new(),
+                fingerprint: quickbeam_environ::key::EngineFingerprint::new(settings.as_bytes()),
+                stencils: Default::default(),
+            }),
+        })
     }
 
     pub(crate) fn same(&self, other: &Engine) -> bool {

@@ -2,6 +2,7 @@
 
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, CompiledFunction, FinalizeContext, FunctionCompiler};
+use quickbeam_environ::key::{exact_key, module_context_hash, StencilKey};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
 use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo};
@@ -158,32 +159,83 @@ const FUNCTION_ALIGN: usize = 16;
 /// waking the thread pool.
 const PARALLEL_THRESHOLD: usize = 64 << 10;
 
-/// Compiles every body, in parallel when there is enough code; the result is in
-/// function order and independent of the thread count (invariant I4), and an error is
-/// the one of the lowest function index.
-fn compile_functions(env: &ModuleEnv, inputs: Vec<FunctionInput<'_>>) -> Result<Vec<(CompiledFunction, u32)>> {
+/// The engine's in-process stencil cache: compiled functions by exact key (the raw body,
+/// its type, the module context it can see and the engine's settings), so a hit gives
+/// the same stencil, parameters and constants a compile would. Bounded in bytes of
+/// code: past the bound it starts over (shape keys and variants come with issue 3).
+#[derive(Default)]
+pub(crate) struct StencilCache {
+    map: std::sync::Mutex<(std::collections::HashMap<StencilKey, Arc<CompiledFunction>>, usize)>,
+}
+
+/// Bytes of code the in-process cache holds before it starts over.
+const STENCIL_CACHE_BYTES: usize = 256 << 20;
+
+impl StencilCache {
+    fn get(&self, key: &StencilKey) -> Option<Arc<CompiledFunction>> {
+        self.map.lock().ok()?.0.get(key).cloned()
+    }
+
+    fn insert(&self, key: StencilKey, f: Arc<CompiledFunction>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.1 + f.stencil.code.len() > STENCIL_CACHE_BYTES {
+                *m = Default::default();
+            }
+            m.1 += f.stencil.code.len();
+            m.0.insert(key, f);
+        }
+    }
+}
+
+/// Compiles every body not in the engine's cache, in parallel when there is enough code;
+/// the result is in function order and independent of the thread count and of the cache
+/// (invariants I4, I1), and an error is the one of the lowest function index. Returns
+/// the functions and how many came from the cache.
+fn compile_functions(
+    engine: &Engine,
+    env: &ModuleEnv,
+    inputs: Vec<FunctionInput<'_>>,
+) -> Result<(Vec<(Arc<CompiledFunction>, u32)>, usize)> {
+    let cache = &engine.inner.stencils;
+    let fp = engine.inner.fingerprint.as_bytes();
+    let ctx = module_context_hash(env);
     let compile_one = |compiler: &mut FunctionCompiler, input: FunctionInput<'_>| {
         let index = input.index;
         let body_offset = input.body.range().start as u32;
-        compiler.compile(env, input).map(|f| (f, body_offset)).map_err(|e| {
+        let key = exact_key(fp, &ctx, env.func_type(index), input.body.as_bytes());
+        if let Some(f) = cache.get(&key) {
+            return Ok((f, body_offset, true));
+        }
+        let f = compiler.compile(env, input).map_err(|e| {
             let name = env.func_name(index).map(|n| format!(" (`{n}`)")).unwrap_or_default();
             anyhow::anyhow!("failed to compile function {index}{name}: {e}")
-        })
+        })?;
+        let f = Arc::new(f);
+        cache.insert(key, f.clone());
+        Ok((f, body_offset, false))
     };
     let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
-    if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
-        let mut compiler = FunctionCompiler::new();
-        return inputs.into_iter().map(|input| compile_one(&mut compiler, input)).collect();
+    let results: Vec<Result<(Arc<CompiledFunction>, u32, bool)>> =
+        if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
+            let mut compiler = FunctionCompiler::new();
+            inputs.into_iter().map(|input| compile_one(&mut compiler, input)).collect()
+        } else {
+            inputs.into_par_iter().map_init(FunctionCompiler::new, |c, input| compile_one(c, input)).collect()
+        };
+    let mut out = Vec::with_capacity(results.len());
+    let mut hits = 0;
+    for r in results {
+        let (f, off, hit) = r?;
+        hits += hit as usize;
+        out.push((f, off));
     }
-    let results: Vec<Result<(CompiledFunction, u32)>> =
-        inputs.into_par_iter().map_init(FunctionCompiler::new, |c, input| compile_one(c, input)).collect();
-    results.into_iter().collect()
+    Ok((out, hits))
 }
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport)> {
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
-    let funcs = compile_functions(&env, inputs)?;
+    let (funcs, reused) = compile_functions(engine, &env, inputs)?;
 
     // Layout: every function 16-byte aligned, in index order; padding is int3.
     let mut func_offsets = Vec::with_capacity(funcs.len());
@@ -224,11 +276,55 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     let report = CompileReport {
         functions: funcs.len(),
-        reused: 0,
+        reused,
         patched: 0,
-        compiled: funcs.len(),
+        compiled: funcs.len() - reused,
         bytes: wasm.len(),
         seconds: 0.0,
     };
     Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(m: &Module) -> Vec<u8> {
+        m.inner.compiled.code.bytes().to_vec()
+    }
+
+    /// I1 (first level): a module compiled again in the same engine comes entirely from
+    /// the in-process cache, and its finalized code is identical to a compile with the
+    /// cache cold (a fresh engine).
+    #[test]
+    fn recompiling_reuses_every_function_with_identical_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/fixtures/lua.wasm");
+        let wasm = std::fs::read(path).unwrap_or_else(|_| {
+            wat::parse_str("(module (func (export \"f\") (param i32) (result i32) local.get 0 i32.const 5 i32.add) (func (result i64) i64.const 9))").unwrap()
+        });
+        let engine = Engine::default();
+        let first = Module::new(&engine, &wasm).unwrap();
+        let r1 = first.compile_report();
+        // Identical bodies inside one module may already hit (how many depends on which
+        // thread gets there first; the code does not).
+        assert_eq!(r1.reused + r1.compiled, r1.functions);
+        assert!(r1.compiled > r1.functions / 2);
+        let second = Module::new(&engine, &wasm).unwrap();
+        let r2 = second.compile_report();
+        assert_eq!((r2.reused, r2.compiled, r2.functions), (r1.functions, 0, r1.functions));
+        let cold = Module::new(&Engine::default(), &wasm).unwrap();
+        assert_eq!(code_of(&second), code_of(&cold), "cached code differs from a cold compile");
+        assert_eq!(code_of(&first), code_of(&cold));
+    }
+
+    /// A different module reuses what it shares and compiles the rest.
+    #[test]
+    fn a_changed_function_is_compiled_the_others_reused() {
+        let a = "(module (func (export \"f\") (result i32) i32.const 1) (func (export \"g\") (result i32) i32.const 2))";
+        let b = "(module (func (export \"f\") (result i32) i32.const 1) (func (export \"g\") (result i32) i32.const 3))";
+        let engine = Engine::default();
+        Module::new(&engine, a).unwrap();
+        let r = Module::new(&engine, b).unwrap().compile_report();
+        assert_eq!((r.reused, r.compiled), (1, 1));
+    }
 }
