@@ -92,15 +92,16 @@
 //!
 //! | module | shape key | exact key | wasmparser decode alone |
 //! |---|---|---|---|
-//! | sqlite.wasm | 128 MB/s | 876 MB/s | 128 MB/s |
-//! | lua.wasm | 111 MB/s | 702 MB/s | 134 MB/s |
-//! | zstd.wasm | 190 MB/s | 956 MB/s | 148 MB/s |
-//! | spidermonkey.wasm | 126 MB/s | 809 MB/s | 124 MB/s |
+//! | sqlite.wasm | 135 MB/s | 964 MB/s | 147 MB/s |
+//! | lua.wasm | 150 MB/s | 824 MB/s | 181 MB/s |
+//! | zstd.wasm | 242 MB/s | 1,074 MB/s | 160 MB/s |
+//! | coremark.wasm | 284 MB/s | 863 MB/s | 188 MB/s |
+//! | spidermonkey.wasm | 123 MB/s | 864 MB/s | 125 MB/s |
 //!
 //! The exact key runs at hashing speed. The shape key (decode, slots, constants, hash)
-//! runs at 0.8–1.4× wasmparser's decoding alone: 60% of its time is the fast loop,
+//! runs at 0.8–1.5× wasmparser's decoding alone: 60% of its time is the fast loop,
 //! whose cost is the mispredicted dispatch on irregular operator sequences (on a regular
-//! sequence it does 300–430 MB/s), 12% is SHA-256; about 0.3 µs per function is fixed
+//! sequence it does 320–430 MB/s), 12% is SHA-256; about 0.3 µs per function is fixed
 //! cost (slot allocation, result vectors, hash finalization).
 
 use crate::module::{ModuleEnv, ModuleError};
