@@ -1,19 +1,52 @@
-//! [`Config`] and [`Engine`]: settings shared by every module and store, and the
-//! engine-wide signature registry.
+//! [`Config`] and [`Engine`]: settings shared by every module and store, the
+//! engine-wide signature registry, and the engine's stencil cache.
 
+use quickbeam_cache::{CacheStore, DiskStore};
 use quickbeam_runtime::SignatureRegistry;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The environment variable that turns on [`Config::cache_self_check`] when set to
+/// anything but empty or `0`.
+pub const CACHE_SELF_CHECK_ENV: &str = "QUICKBEAM_CACHE_SELF_CHECK";
+
 /// Engine settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     pub(crate) max_wasm_stack: usize,
     pub(crate) features: wasmparser::WasmFeatures,
+    /// The persistent store behind the in-process cache, if any.
+    pub(crate) cache_store: Option<Arc<dyn CacheStore>>,
+    /// Bytes the in-process stencil cache may hold.
+    pub(crate) cache_memory_bytes: usize,
+    pub(crate) cache_self_check: bool,
+    pub(crate) cache: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { max_wasm_stack: 1 << 20, features: quickbeam_environ::supported_features() }
+        let self_check = std::env::var_os(CACHE_SELF_CHECK_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        Config {
+            max_wasm_stack: 1 << 20,
+            features: quickbeam_environ::supported_features(),
+            cache_store: None,
+            cache_memory_bytes: 256 << 20,
+            cache_self_check: self_check,
+            cache: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("max_wasm_stack", &self.max_wasm_stack)
+            .field("features", &self.features)
+            .field("cache", &self.cache)
+            .field("cache_store", &self.cache_store.as_ref().map(|_| "..."))
+            .field("cache_memory_bytes", &self.cache_memory_bytes)
+            .field("cache_self_check", &self.cache_self_check)
+            .finish()
     }
 }
 
@@ -42,6 +75,62 @@ impl Config {
 
     pub fn wasm_multi_value(&mut self, on: bool) -> &mut Self {
         self.features.set(wasmparser::WasmFeatures::MULTI_VALUE, on);
+        self
+    }
+
+    /// Whether compiled functions are cached at all (default on). Off, every function
+    /// is validated and compiled, nothing is read or written, and
+    /// [`CompileReport::compiled`](crate::CompileReport) counts every function.
+    pub fn cache(&mut self, on: bool) -> &mut Self {
+        self.cache = on;
+        self
+    }
+
+    /// A persistent store behind the engine's in-process cache (default: none). Any
+    /// [`CacheStore`] will do: a [`DiskStore`], or an embedder's own. Its errors are
+    /// misses; it never fails a compile.
+    pub fn cache_store(&mut self, store: Option<Arc<dyn CacheStore>>) -> &mut Self {
+        self.cache_store = store;
+        self
+    }
+
+    /// Uses an on-disk store in `dir` (created if needed), shared safely with other
+    /// processes using the same directory.
+    ///
+    /// # Errors
+    /// If the directory cannot be created.
+    pub fn cache_directory(&mut self, dir: impl Into<PathBuf>) -> crate::Result<&mut Self> {
+        let dir = dir.into();
+        let store = DiskStore::new(&dir)
+            .map_err(|e| anyhow::anyhow!("failed to open cache directory `{}`: {e}", dir.display()))?;
+        self.cache_store = Some(Arc::new(store));
+        Ok(self)
+    }
+
+    /// Uses an on-disk store in the default directory: `$QUICKBEAM_CACHE_DIR` if set,
+    /// else `~/.cache/quickbeam/v1` (the platform's user cache directory).
+    ///
+    /// # Errors
+    /// If there is no such directory or it cannot be created.
+    pub fn cache_default_directory(&mut self) -> crate::Result<&mut Self> {
+        let dir = DiskStore::default_dir().ok_or_else(|| anyhow::anyhow!("no user cache directory"))?;
+        self.cache_directory(dir)
+    }
+
+    /// Bytes of stencils and records the in-process cache holds (default 256 MiB);
+    /// the least recently used go first.
+    pub fn cache_memory_limit(&mut self, bytes: usize) -> &mut Self {
+        self.cache_memory_bytes = bytes;
+        self
+    }
+
+    /// Recompiles every function served from the cache and compares the finalized code
+    /// with the cached one, failing the compile (with the function's index) on any
+    /// difference. A debugging aid that costs a full compile (default: off, or on when
+    /// the environment variable `QUICKBEAM_CACHE_SELF_CHECK` is set to anything but
+    /// empty or `0`).
+    pub fn cache_self_check(&mut self, on: bool) -> &mut Self {
+        self.cache_self_check = on;
         self
     }
 }

@@ -25,7 +25,11 @@ mod trap;
 mod values;
 
 pub use anyhow::{Error, Result};
-pub use engine::{Config, Engine};
+pub use engine::{Config, Engine, CACHE_SELF_CHECK_ENV};
+/// Cache stores: the trait embedders implement, and the in-process and on-disk stores.
+pub mod cache {
+    pub use quickbeam_cache::{CacheStats, CacheStore, DiskStore, MemoryStore, TieredStore};
+}
 pub use externals::{Global, Memory, Table};
 pub use func::{Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
 pub use instance::Instance;

@@ -80,6 +80,13 @@ impl Module {
         env.exports.iter().map(move |e| ExportType { name: &e.name, ty: export_type(env, e) })
     }
 
+    /// The module's finalized machine code: every defined function, in index order, each
+    /// 16-byte aligned, padding filled with `int3` (as wasmtime's `Module::text`).
+    pub fn text(&self) -> &[u8] {
+        self.inner.compiled.code.bytes()
+    }
+
+    /// What compiling this module cost and how much came from the cache.
     pub fn compile_report(&self) -> CompileReport {
         self.inner.report
     }
