@@ -24,11 +24,11 @@
 //! validation of the body depend on: equal shape keys imply equal operator sequences up
 //! to constants and index renaming, in modules that agree on every referenced entity.
 //!
-//! # The hash input (version 1)
+//! # The hash input (version 2: v1 had no data-count flag)
 //! All integers little-endian; `leb` is unsigned LEB128; a function type is
 //! `leb(#params) codes leb(#results) codes` with [`ValType::code`].
 //! ```text
-//!  "qb-shape-v1"  engine[32]  functype  #local groups:u32  (count:u64 code)*
+//!  "qb-shape-v2"  engine[32]  functype  #local groups:u32  (count:u64 code)*
 //!  operators:  each operator's raw bytes, except
 //!     *.const                       opcode only (the constant is a placeholder)
 //!     loads, stores                 opcode  align:u8  leb(memory slot)   (no offset)
@@ -59,9 +59,9 @@
 //! with a valid one: a cache hit implies the body is valid, as DESIGN.md §2.2 requires.
 //! Index immediates are bounds-checked against the module (out of range is an error).
 //!
-//! Known gap (not decidable from [`ModuleEnv`]): `memory.init`/`data.drop` are only valid
-//! in a module with a data count section; `ModuleEnv` does not record whether it had one,
-//! so neither key covers it.
+//! `memory.init`/`data.drop` are only valid in a module with a data count section: the
+//! module context hash covers [`ModuleEnv::has_data_count`], and a body that names a data
+//! segment has it in its [`SlotEnv`].
 //!
 //! # The hash: SHA-256, by measurement
 //! Measured on this machine (Intel Xeon with SHA-NI, 2 cores, other builds running; best
@@ -112,7 +112,7 @@ use sha2::{Digest, Sha256};
 
 /// The compiler's version: part of every key. Change it whenever the code the compiler
 /// generates, the stencil format or the key's input format changes.
-pub const COMPILER_VERSION: &str = "quickbeam-codegen-0.1.0-format1";
+pub const COMPILER_VERSION: &str = "quickbeam-codegen-0.1.0-format2";
 
 /// A 256-bit cache key (exact or shape).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -192,12 +192,12 @@ pub fn exact_key(engine: &[u8; 32], module_ctx: &[u8; 32], func_type: &FuncType,
 
 /// A hash of everything of `env` that a body's raw bytes can refer to: all types, every
 /// function's type index and whether it is imported, the globals' types, the tables'
-/// element types, the memories' index type and sharing, the number of data segments,
-/// the element segments' types, and the functions declared for `ref.func`. Limits of
+/// element types, the memories' index type and sharing, the number of data segments
+/// and whether a data count section declared it, the element segments' types, and the functions declared for `ref.func`. Limits of
 /// tables and memories are left out: code does not depend on them.
 pub fn module_context_hash(env: &ModuleEnv) -> [u8; 32] {
     let mut b = Vec::with_capacity(64 + 4 * env.functions.len() + 8 * env.types.len());
-    b.extend_from_slice(b"qb-module-v1");
+    b.extend_from_slice(b"qb-module-v2");
     push_u32(&mut b, env.types.len() as u32);
     for t in &env.types {
         encode_func_type(&mut b, t);
@@ -220,6 +220,7 @@ pub fn module_context_hash(env: &ModuleEnv) -> [u8; 32] {
         b.extend_from_slice(&[m.memory64 as u8, m.shared as u8]);
     }
     push_u32(&mut b, env.datas.len() as u32);
+    b.push(env.has_data_count as u8);
     push_u32(&mut b, env.elems.len() as u32);
     for e in &env.elems {
         b.push(ValType::from(e.ty).code());
@@ -271,7 +272,7 @@ pub struct Fingerprinter {
     no_fast_path: bool,
     /// The locals declaration, merged (scratch).
     locals: Vec<(u64, ValTypeByte)>,
-    slots: Slots,
+    slots: SlotAllocator,
 }
 
 impl Fingerprinter {
@@ -323,7 +324,7 @@ impl Fingerprinter {
         self.buf.len = 0;
         self.nconsts = 0;
         self.slots.reset();
-        self.buf.extend_from_slice(b"qb-shape-v1");
+        self.buf.extend_from_slice(b"qb-shape-v2");
         self.buf.extend_from_slice(engine);
         encode_func_type(&mut self.buf, ty);
 
@@ -334,16 +335,16 @@ impl Fingerprinter {
         let ops_len = self.buf.len - ops_start;
 
         let env_start = self.buf.len;
-        encode_slot_env(&mut self.buf, &self.slots.alloc.env);
+        encode_slot_env(&mut self.buf, &self.slots.env);
         let env_len = self.buf.len - env_start;
         self.buf.extend_from_slice(&(ops_len as u64).to_le_bytes());
         self.buf.extend_from_slice(&(env_len as u64).to_le_bytes());
         let shape = StencilKey(Sha256::digest(self.buf.as_slice()).into());
         Ok(Fingerprint {
             shape,
-            params: std::mem::take(&mut self.slots.alloc.params),
+            params: std::mem::take(&mut self.slots.params),
             consts: self.consts[..self.nconsts].to_vec(),
-            slots: std::mem::take(&mut self.slots.alloc.env),
+            slots: std::mem::take(&mut self.slots.env),
         })
     }
 }
@@ -460,6 +461,7 @@ fn encode_slot_env(b: &mut impl Sink, e: &SlotEnv) {
         b.extend_from_slice(&[m.memory64 as u8, m.shared as u8]);
     }
     push_u32(b, e.datas);
+    b.push(e.data_count_section as u8);
     push_u32(b, e.elems.len() as u32);
     for r in &e.elems {
         b.push(ValType::from(*r).code());
@@ -634,73 +636,6 @@ impl Reader<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ValTypeByte(u8);
 
-/// Which [`SlotAllocator`] kind a memo table serves.
-#[derive(Clone, Copy)]
-enum Kind {
-    Func = 0,
-    Global = 1,
-    Table = 2,
-    Type = 3,
-    Memory = 4,
-    Data = 5,
-    Elem = 6,
-}
-
-/// [`SlotAllocator`] behind per-kind arrays indexed by module index, so only an index's
-/// first use in a body goes through the allocator's hash map. Entries are stamped with
-/// the body they belong to, so nothing is cleared between bodies. (The translator keeps
-/// the same structure; both assign slots through [`SlotAllocator`] in first-use order.)
-#[derive(Default)]
-struct Slots {
-    alloc: SlotAllocator,
-    stamp: u32,
-    memo: [Vec<(u32, u32)>; 7],
-}
-
-impl Slots {
-    fn reset(&mut self) {
-        self.alloc.reset();
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.memo.iter_mut().for_each(Vec::clear);
-            self.stamp = 1;
-        }
-    }
-
-    /// The slot of `index` (which the caller has bounds-checked) of kind `kind`.
-    #[inline(always)]
-    fn get(&mut self, env: &ModuleEnv, kind: Kind, index: u32) -> u32 {
-        let i = index as usize;
-        let memo = &self.memo[kind as usize];
-        if let Some(&(stamp, slot)) = memo.get(i) {
-            if stamp == self.stamp {
-                return slot;
-            }
-        }
-        self.first_use(env, kind, index)
-    }
-
-    #[inline(never)]
-    fn first_use(&mut self, env: &ModuleEnv, kind: Kind, index: u32) -> u32 {
-        let a = &mut self.alloc;
-        let slot = match kind {
-            Kind::Func => a.func(env, index).0,
-            Kind::Global => a.global(env, index).0,
-            Kind::Table => a.table(env, index).0,
-            Kind::Type => a.ty(env, index).0,
-            Kind::Memory => a.memory(env, index).0,
-            Kind::Data => a.data(index).0,
-            Kind::Elem => a.elem(env, index).0,
-        };
-        let m = &mut self.memo[kind as usize];
-        let i = index as usize;
-        if m.len() <= i {
-            m.resize(i + 1, (0, 0));
-        }
-        m[i] = (self.stamp, slot);
-        slot
-    }
-}
 
 /// One body's scan: decodes it and writes the hash input into `fp.buf`, the constants
 /// into `fp.consts[..fp.nconsts]`.
@@ -751,27 +686,27 @@ impl Scanner<'_, '_> {
     }
 
     /// A module index immediate of `kind` (bounds-checked), written as its slot.
-    fn index(&mut self, kind: Kind) -> Result<(), ModuleError> {
+    fn index(&mut self, kind: SlotKind) -> Result<(), ModuleError> {
         let at = self.r.pos;
         let index = self.r.var_u32()?;
         self.slot(kind, index, at)
     }
 
-    fn slot(&mut self, kind: Kind, index: u32, at: usize) -> Result<(), ModuleError> {
+    fn slot(&mut self, kind: SlotKind, index: u32, at: usize) -> Result<(), ModuleError> {
         let env = self.env;
         let len = match kind {
-            Kind::Func => env.functions.len(),
-            Kind::Global => env.globals.len(),
-            Kind::Table => env.tables.len(),
-            Kind::Type => env.types.len(),
-            Kind::Memory => env.memories.len(),
-            Kind::Data => env.datas.len(),
-            Kind::Elem => env.elems.len(),
+            SlotKind::Func => env.functions.len(),
+            SlotKind::Global => env.globals.len(),
+            SlotKind::Table => env.tables.len(),
+            SlotKind::Type => env.types.len(),
+            SlotKind::Memory => env.memories.len(),
+            SlotKind::Data => env.datas.len(),
+            SlotKind::Elem => env.elems.len(),
         };
         if index as usize >= len {
             return Err(self.r.error(out_of_range(kind), at));
         }
-        let slot = self.fp.slots.get(env, kind, index);
+        let slot = self.fp.slots.slot(env, kind, index);
         push_leb(&mut self.fp.buf, slot);
         Ok(())
     }
@@ -783,7 +718,7 @@ impl Scanner<'_, '_> {
         if self.r.var_u32()? != 0 {
             return Err(self.r.error("unsupported: multi-memory", at));
         }
-        self.slot(Kind::Memory, 0, at)
+        self.slot(SlotKind::Memory, 0, at)
     }
 
     /// The single zero byte naming memory 0 (`memory.size`, `memory.grow`).
@@ -792,7 +727,7 @@ impl Scanner<'_, '_> {
         if self.r.u8()? != 0 {
             return Err(self.r.error("zero byte expected", at));
         }
-        self.slot(Kind::Memory, 0, at)
+        self.slot(SlotKind::Memory, 0, at)
     }
 
     /// A block type: raw if empty or a value type, else `0x00` and the named type's
@@ -866,9 +801,9 @@ impl Scanner<'_, '_> {
         }
         if mem_used {
             if self.env.memories.is_empty() {
-                return Err(self.r.error(out_of_range(Kind::Memory), self.r.pos));
+                return Err(self.r.error(out_of_range(SlotKind::Memory), self.r.pos));
             }
-            self.fp.slots.get(self.env, Kind::Memory, 0);
+            self.fp.slots.slot(self.env, SlotKind::Memory, 0);
         }
         if self.r.pos != n {
             return Err(self.r.error("operators remaining after end of function body or expression", self.r.pos));
@@ -911,13 +846,13 @@ impl Scanner<'_, '_> {
             // call
             0x10 => {
                 self.fp.buf.push(op);
-                self.index(Kind::Func)?;
+                self.index(SlotKind::Func)?;
             }
             // call_indirect: type, table (a LEB128 with reference types)
             0x11 => {
                 self.fp.buf.push(op);
-                self.index(Kind::Type)?;
-                self.index(Kind::Table)?;
+                self.index(SlotKind::Type)?;
+                self.index(SlotKind::Table)?;
             }
             // select t*
             0x1c => {
@@ -930,12 +865,12 @@ impl Scanner<'_, '_> {
             // global.get, global.set
             0x23 | 0x24 => {
                 self.fp.buf.push(op);
-                self.index(Kind::Global)?;
+                self.index(SlotKind::Global)?;
             }
             // table.get, table.set
             0x25 | 0x26 => {
                 self.fp.buf.push(op);
-                self.index(Kind::Table)?;
+                self.index(SlotKind::Table)?;
             }
             // loads and stores: flags (the alignment; any other flag bit is malformed
             // without multi-memory and the in-flight proposals), offset
@@ -948,7 +883,7 @@ impl Scanner<'_, '_> {
                 let offset = self.r.var_u32()?;
                 self.push_const(offset as u64);
                 self.fp.buf.extend_from_slice(&[op, flags as u8]);
-                self.slot(Kind::Memory, 0, flags_at)?;
+                self.slot(SlotKind::Memory, 0, flags_at)?;
             }
             // memory.size, memory.grow
             0x3f | 0x40 => {
@@ -989,7 +924,7 @@ impl Scanner<'_, '_> {
                 self.fp.buf.push(op);
                 let fat = self.r.pos;
                 let f = self.r.var_u32()?;
-                self.slot(Kind::Func, f, fat)?;
+                self.slot(SlotKind::Func, f, fat)?;
                 let declared = self.env.escaping_funcs.binary_search(&f).is_ok();
                 self.fp.buf.push(declared as u8);
             }
@@ -1008,11 +943,11 @@ impl Scanner<'_, '_> {
             0..=7 => {}
             // memory.init data mem
             8 => {
-                self.index(Kind::Data)?;
+                self.index(SlotKind::Data)?;
                 self.memory_index()?;
             }
             // data.drop
-            9 => self.index(Kind::Data)?,
+            9 => self.index(SlotKind::Data)?,
             // memory.copy dst src
             10 => {
                 self.memory_index()?;
@@ -1022,18 +957,18 @@ impl Scanner<'_, '_> {
             11 => self.memory_index()?,
             // table.init elem table
             12 => {
-                self.index(Kind::Elem)?;
-                self.index(Kind::Table)?;
+                self.index(SlotKind::Elem)?;
+                self.index(SlotKind::Table)?;
             }
             // elem.drop
-            13 => self.index(Kind::Elem)?,
+            13 => self.index(SlotKind::Elem)?,
             // table.copy dst src
             14 => {
-                self.index(Kind::Table)?;
-                self.index(Kind::Table)?;
+                self.index(SlotKind::Table)?;
+                self.index(SlotKind::Table)?;
             }
             // table.grow, table.size, table.fill
-            15..=17 => self.index(Kind::Table)?,
+            15..=17 => self.index(SlotKind::Table)?,
             _ => return Err(self.r.error("unsupported operator", at)),
         }
         Ok(())
@@ -1170,14 +1105,14 @@ fn fast_loop(
     FastRun { pos, written: w, nconsts: nc, depth, mem_used }
 }
 
-fn out_of_range(kind: Kind) -> &'static str {
+fn out_of_range(kind: SlotKind) -> &'static str {
     match kind {
-        Kind::Func => "function index out of bounds",
-        Kind::Global => "global index out of bounds",
-        Kind::Table => "table index out of bounds",
-        Kind::Type => "type index out of bounds",
-        Kind::Memory => "memory index out of bounds",
-        Kind::Data => "data segment index out of bounds",
-        Kind::Elem => "element segment index out of bounds",
+        SlotKind::Func => "function index out of bounds",
+        SlotKind::Global => "global index out of bounds",
+        SlotKind::Table => "table index out of bounds",
+        SlotKind::Type => "type index out of bounds",
+        SlotKind::Memory => "memory index out of bounds",
+        SlotKind::Data => "data segment index out of bounds",
+        SlotKind::Elem => "element segment index out of bounds",
     }
 }

@@ -200,6 +200,9 @@ pub struct ModuleEnv {
     pub start: Option<FuncIndex>,
     pub elems: Vec<ElemSegment>,
     pub datas: Vec<DataSegment>,
+    /// Whether the module has a data count section: `memory.init` and `data.drop` are
+    /// only valid with one (spec §3.4.10, §5.5.16).
+    pub has_data_count: bool,
     /// The function names of the name section (custom section "name").
     pub func_names: HashMap<FuncIndex, String>,
     /// The module name of the name section.
@@ -345,6 +348,7 @@ impl ModuleEnv {
                 }
             }
             Payload::StartSection { func, .. } => self.start = Some(func),
+            Payload::DataCountSection { .. } => self.has_data_count = true,
             Payload::ElementSection(r) => {
                 let offset = r.range().start;
                 for e in r {

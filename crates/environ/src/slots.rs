@@ -16,7 +16,6 @@
 
 use crate::module::ModuleEnv;
 use crate::types::*;
-use std::collections::HashMap;
 
 macro_rules! slot_newtypes {
     ($($(#[$m:meta])* $name:ident),*) => {$(
@@ -68,6 +67,9 @@ pub struct SlotEnv {
     pub memories: Vec<MemoryType>,
     /// Data segments carry nothing the code depends on; only their count.
     pub datas: u32,
+    /// Whether the module has a data count section (set when a data slot is used:
+    /// `memory.init` and `data.drop` are only valid with one).
+    pub data_count_section: bool,
     pub elems: Vec<RefType>,
 }
 
@@ -83,94 +85,137 @@ pub struct FunctionParameters {
     pub elems: Vec<u32>,
 }
 
-/// Assigns slots in first-use order while a body is translated. Reusable across
-/// functions: [`SlotAllocator::reset`] keeps the allocations.
+/// The seven kinds of module index a body can name, each with its own slot numbering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    Func = 0,
+    Global = 1,
+    Table = 2,
+    Type = 3,
+    Memory = 4,
+    Data = 5,
+    Elem = 6,
+}
+
+/// Assigns slots in first-use order while a body is translated or fingerprinted (the
+/// translator and the stencil key share it, so they number slots alike). Reusable
+/// across functions: [`SlotAllocator::reset`] keeps the allocations.
+///
+/// Lookups go through a per-kind array indexed by module index whose entries are
+/// stamped with the body they belong to, so a repeated index costs one array load and
+/// nothing is cleared between bodies. Callers bounds-check indices against the module
+/// before asking for their slot.
 #[derive(Default)]
 pub struct SlotAllocator {
-    maps: [HashMap<u32, u32>; 7],
+    /// The current body's stamp; never 0 after the first [`SlotAllocator::reset`].
+    stamp: u32,
+    /// Per kind, by module index: `(stamp, slot)`.
+    memo: [Vec<(u32, u32)>; 7],
+    /// Slots assigned so far in this body, per kind.
+    counts: [u32; 7],
     pub env: SlotEnv,
     pub params: FunctionParameters,
 }
 
 impl SlotAllocator {
+    /// Starts a new body.
     pub fn reset(&mut self) {
-        for m in &mut self.maps {
-            m.clear();
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.memo.iter_mut().for_each(Vec::clear);
+            self.stamp = 1;
         }
+        self.counts = [0; 7];
         self.env = SlotEnv::default();
         self.params = FunctionParameters::default();
     }
 
-    fn slot(&mut self, kind: usize, index: u32) -> (u32, bool) {
-        let next = self.maps[kind].len() as u32;
-        let slot = *self.maps[kind].entry(index).or_insert(next);
-        (slot, slot == next)
+    /// The slot of module index `index` of kind `kind`, assigning the next one (and
+    /// recording what the code depends on) at its first use in the body.
+    #[inline(always)]
+    pub fn slot(&mut self, m: &ModuleEnv, kind: SlotKind, index: u32) -> u32 {
+        if let Some(&(stamp, slot)) = self.memo[kind as usize].get(index as usize) {
+            if stamp == self.stamp {
+                return slot;
+            }
+        }
+        self.first_use(m, kind, index)
+    }
+
+    #[inline(never)]
+    fn first_use(&mut self, m: &ModuleEnv, kind: SlotKind, index: u32) -> u32 {
+        let slot = self.counts[kind as usize];
+        self.counts[kind as usize] += 1;
+        let (p, e) = (&mut self.params, &mut self.env);
+        match kind {
+            SlotKind::Func => {
+                p.funcs.push(index);
+                e.funcs.push(FuncSlotInfo { ty: m.func_type(index).clone(), imported: m.is_imported_func(index) });
+            }
+            SlotKind::Global => {
+                p.globals.push(index);
+                e.globals.push(m.globals[index as usize]);
+            }
+            SlotKind::Table => {
+                p.tables.push(index);
+                // Code checks table bounds at run time: only the element type matters.
+                let t = m.tables[index as usize];
+                e.tables.push(TableType { minimum: 0, maximum: None, ..t });
+            }
+            SlotKind::Type => {
+                p.types.push(index);
+                e.types.push(m.types[index as usize].clone());
+            }
+            SlotKind::Memory => {
+                p.memories.push(index);
+                // Guard pages make code independent of a memory's limits.
+                let mt = m.memories[index as usize];
+                e.memories.push(MemoryType { minimum: 0, maximum: None, ..mt });
+            }
+            SlotKind::Data => {
+                p.datas.push(index);
+                e.datas += 1;
+                e.data_count_section = m.has_data_count;
+            }
+            SlotKind::Elem => {
+                p.elems.push(index);
+                e.elems.push(m.elems[index as usize].ty);
+            }
+        }
+        let memo = &mut self.memo[kind as usize];
+        let i = index as usize;
+        if memo.len() <= i {
+            memo.resize(i + 1, (0, 0));
+        }
+        memo[i] = (self.stamp, slot);
+        slot
     }
 
     pub fn func(&mut self, m: &ModuleEnv, index: u32) -> FuncSlot {
-        let (s, new) = self.slot(0, index);
-        if new {
-            self.params.funcs.push(index);
-            self.env.funcs.push(FuncSlotInfo { ty: m.func_type(index).clone(), imported: m.is_imported_func(index) });
-        }
-        FuncSlot(s)
+        FuncSlot(self.slot(m, SlotKind::Func, index))
     }
 
     pub fn global(&mut self, m: &ModuleEnv, index: u32) -> GlobalSlot {
-        let (s, new) = self.slot(1, index);
-        if new {
-            self.params.globals.push(index);
-            self.env.globals.push(m.globals[index as usize]);
-        }
-        GlobalSlot(s)
+        GlobalSlot(self.slot(m, SlotKind::Global, index))
     }
 
     pub fn table(&mut self, m: &ModuleEnv, index: u32) -> TableSlot {
-        let (s, new) = self.slot(2, index);
-        if new {
-            self.params.tables.push(index);
-            // Code checks table bounds at run time: only the element type matters.
-            let t = m.tables[index as usize];
-            self.env.tables.push(TableType { minimum: 0, maximum: None, ..t });
-        }
-        TableSlot(s)
+        TableSlot(self.slot(m, SlotKind::Table, index))
     }
 
     pub fn ty(&mut self, m: &ModuleEnv, index: u32) -> TypeSlot {
-        let (s, new) = self.slot(3, index);
-        if new {
-            self.params.types.push(index);
-            self.env.types.push(m.types[index as usize].clone());
-        }
-        TypeSlot(s)
+        TypeSlot(self.slot(m, SlotKind::Type, index))
     }
 
     pub fn memory(&mut self, m: &ModuleEnv, index: u32) -> MemorySlot {
-        let (s, new) = self.slot(4, index);
-        if new {
-            self.params.memories.push(index);
-            // Guard pages make code independent of a memory's limits.
-            let mt = m.memories[index as usize];
-            self.env.memories.push(MemoryType { minimum: 0, maximum: None, ..mt });
-        }
-        MemorySlot(s)
+        MemorySlot(self.slot(m, SlotKind::Memory, index))
     }
 
-    pub fn data(&mut self, index: u32) -> DataSlot {
-        let (s, new) = self.slot(5, index);
-        if new {
-            self.params.datas.push(index);
-            self.env.datas += 1;
-        }
-        DataSlot(s)
+    pub fn data(&mut self, m: &ModuleEnv, index: u32) -> DataSlot {
+        DataSlot(self.slot(m, SlotKind::Data, index))
     }
 
     pub fn elem(&mut self, m: &ModuleEnv, index: u32) -> ElemSlot {
-        let (s, new) = self.slot(6, index);
-        if new {
-            self.params.elems.push(index);
-            self.env.elems.push(m.elems[index as usize].ty);
-        }
-        ElemSlot(s)
+        ElemSlot(self.slot(m, SlotKind::Elem, index))
     }
 }

@@ -75,7 +75,7 @@ pub struct Translation {
 pub struct Translator {
     validator_allocs: FuncValidatorAllocations,
     control: Vec<Frame>,
-    slots: Slots,
+    slots: SlotAllocator,
     consts: Vec<u64>,
 }
 
@@ -116,8 +116,8 @@ impl Translator {
         self.validator_allocs = validator.into_allocations();
         result?;
         Ok(Translation {
-            slots: std::mem::take(&mut self.slots.alloc.env),
-            params: std::mem::take(&mut self.slots.alloc.params),
+            slots: std::mem::take(&mut self.slots.env),
+            params: std::mem::take(&mut self.slots.params),
             // One exact allocation; the scratch vector keeps its capacity.
             consts: self.consts.to_vec(),
         })
@@ -161,7 +161,7 @@ struct FuncTranslator<'t, V> {
     env: &'t ModuleEnv,
     sink: &'t mut V,
     control: &'t mut Vec<Frame>,
-    slots: &'t mut Slots,
+    slots: &'t mut SlotAllocator,
     consts: &'t mut Vec<u64>,
     /// The height of the value stack (locals included) while `reachable`.
     height: u32,
@@ -738,12 +738,12 @@ impl<'a, V: Visitor> VisitOperator<'a> for FuncTranslator<'_, V> {
     }
 
     fn visit_memory_init(&mut self, data_index: u32, mem: u32) -> Self::Output {
-        let (mem, data) = (self.slots.memory(self.env, mem), self.slots.data(data_index));
+        let (mem, data) = (self.slots.memory(self.env, mem), self.slots.data(self.env, data_index));
         self.op(3, 0, |s| s.visit_memory_init(mem, data))
     }
 
     fn visit_data_drop(&mut self, data_index: u32) -> Self::Output {
-        let data = self.slots.data(data_index);
+        let data = self.slots.data(self.env, data_index);
         self.op(0, 0, |s| s.visit_data_drop(data))
     }
 
@@ -819,72 +819,3 @@ impl<'a, V: Visitor> VisitOperator<'a> for FuncTranslator<'_, V> {
     }
 }
 
-/// [`SlotAllocator`] behind a per-kind array indexed by module index, so that only an
-/// index's first use in a body goes through the allocator's hash map (every load and
-/// store names memory 0). Entries are stamped with the body they belong to, so nothing
-/// is cleared between bodies.
-#[derive(Default)]
-struct Slots {
-    alloc: SlotAllocator,
-    /// The current body's stamp; never 0 while a body is translated.
-    stamp: u32,
-    /// Per kind (func, global, table, type, memory, data, elem), by module index:
-    /// `(stamp, slot)`.
-    memo: [Vec<(u32, u32)>; 7],
-}
-
-impl Slots {
-    fn reset(&mut self) {
-        self.alloc.reset();
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
-            self.memo.iter_mut().for_each(Vec::clear);
-            self.stamp = 1;
-        }
-    }
-
-    #[inline]
-    fn memo(&mut self, kind: usize, index: u32, alloc: impl FnOnce(&mut SlotAllocator) -> u32) -> u32 {
-        let i = index as usize;
-        if let Some(&(stamp, slot)) = self.memo[kind].get(i) {
-            if stamp == self.stamp {
-                return slot;
-            }
-        }
-        let slot = alloc(&mut self.alloc);
-        let m = &mut self.memo[kind];
-        if m.len() <= i {
-            m.resize(i + 1, (0, 0));
-        }
-        m[i] = (self.stamp, slot);
-        slot
-    }
-
-    fn func(&mut self, env: &ModuleEnv, index: u32) -> FuncSlot {
-        FuncSlot(self.memo(0, index, |a| a.func(env, index).0))
-    }
-
-    fn global(&mut self, env: &ModuleEnv, index: u32) -> GlobalSlot {
-        GlobalSlot(self.memo(1, index, |a| a.global(env, index).0))
-    }
-
-    fn table(&mut self, env: &ModuleEnv, index: u32) -> TableSlot {
-        TableSlot(self.memo(2, index, |a| a.table(env, index).0))
-    }
-
-    fn ty(&mut self, env: &ModuleEnv, index: u32) -> TypeSlot {
-        TypeSlot(self.memo(3, index, |a| a.ty(env, index).0))
-    }
-
-    fn memory(&mut self, env: &ModuleEnv, index: u32) -> MemorySlot {
-        MemorySlot(self.memo(4, index, |a| a.memory(env, index).0))
-    }
-
-    fn data(&mut self, index: u32) -> DataSlot {
-        DataSlot(self.memo(5, index, |a| a.data(index).0))
-    }
-
-    fn elem(&mut self, env: &ModuleEnv, index: u32) -> ElemSlot {
-        ElemSlot(self.memo(6, index, |a| a.elem(env, index).0))
-    }
-}
