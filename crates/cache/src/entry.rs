@@ -2,16 +2,16 @@
 //! stores (DESIGN.md §2.2–2.3).
 //!
 //! - under a **shape key**: [`Variants`], up to [`MAX_VARIANTS`] stencils of one shape,
-//!   each with its own guards; a lookup takes the first whose guards accept the body's
-//!   constants;
+//!   each with its own guards and the constants it was compiled with; a lookup takes the
+//!   first whose guards accept the body's constants;
 //! - under an **exact key**: an [`ExactRecord`], the shape key and what finalize applies
 //!   (parameters, constants), so that an unchanged body needs no decoding at all.
 //!
 //! ```text
 //!  payload   = magic:u8 ('V' or 'X')  version:u8  body
-//!  Variants  = n:leb  stencil{n}
+//!  Variants  = n:leb  (stencil consts){n}     consts = list of leb u64
 //!  stencil   = code:bytes  relocs  const_sites  guards  trap_sites  srclocs
-//!  ExactRecord = shape[32]  params (7 × list of leb)  consts (list of leb u64)
+//!  ExactRecord = shape[32]  params (7 × list of leb)  consts
 //! ```
 //! Integers are unsigned LEB128 (`leb`), signed ones zigzag-encoded first; code offsets
 //! in sorted lists are deltas from the previous one (wrapping, so any list round-trips).
@@ -25,7 +25,7 @@ use quickbeam_codegen::{ConstSite, Guard, Reloc, RelocKind, SiteEncoding, Stenci
 use quickbeam_environ::*;
 
 /// The payload format version; bump it when any encoding here changes.
-pub const ENTRY_FORMAT: u8 = 1;
+pub const ENTRY_FORMAT: u8 = 2;
 
 /// At most this many stencils are kept per shape key.
 pub const MAX_VARIANTS: usize = 4;
@@ -33,39 +33,56 @@ pub const MAX_VARIANTS: usize = 4;
 const MAGIC_VARIANTS: u8 = b'V';
 const MAGIC_EXACT: u8 = b'X';
 
+/// One stencil of a shape and the constants it was compiled with (so that a hit can
+/// tell a reuse, same constants, from a patch).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Variant {
+    pub stencil: Stencil,
+    /// The constants (bits, by `ConstIdx`) of the body the stencil was compiled from.
+    pub consts: Vec<u64>,
+}
+
+impl Variant {
+    /// Whether this variant's guards accept `consts` (bits by `ConstIdx`).
+    pub fn accepts(&self, consts: &[u64]) -> bool {
+        let guards = &self.stencil.guards;
+        guards.len() == consts.len() && guards.iter().zip(consts).all(|(g, &c)| g.accepts(c))
+    }
+}
+
 /// The stencils compiled for one shape key, most recently added last.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Variants {
-    pub stencils: Vec<Stencil>,
+    pub variants: Vec<Variant>,
 }
 
 impl Variants {
-    /// The first stencil whose guards accept `consts` (bits by `ConstIdx`).
-    pub fn find(&self, consts: &[u64]) -> Option<&Stencil> {
-        self.stencils
-            .iter()
-            .find(|s| s.guards.len() == consts.len() && s.guards.iter().zip(consts).all(|(g, &c)| g.accepts(c)))
+    /// The first variant whose guards accept `consts` (bits by `ConstIdx`).
+    pub fn find(&self, consts: &[u64]) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.accepts(consts))
     }
 
     /// Adds a variant, dropping the oldest when there are already [`MAX_VARIANTS`]. A
-    /// stencil equal to one already present is not added twice.
-    pub fn add(&mut self, stencil: Stencil) {
-        if self.stencils.contains(&stencil) {
+    /// variant whose stencil equals one already present is not added twice.
+    pub fn add(&mut self, variant: Variant) {
+        if self.variants.iter().any(|v| v.stencil == variant.stencil) {
             return;
         }
-        if self.stencils.len() >= MAX_VARIANTS {
-            self.stencils.remove(0);
+        if self.variants.len() >= MAX_VARIANTS {
+            self.variants.remove(0);
         }
-        self.stencils.push(stencil);
+        self.variants.push(variant);
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(16 + self.stencils.iter().map(|s| s.code.len() + 16).sum::<usize>());
+        let size: usize = self.variants.iter().map(|v| v.stencil.code.len() + 2 * v.consts.len() + 16).sum();
+        let mut w = Writer::with_capacity(16 + size);
         w.u8(MAGIC_VARIANTS);
         w.u8(ENTRY_FORMAT);
-        w.leb(self.stencils.len() as u64);
-        for s in &self.stencils {
-            encode_stencil(&mut w, s);
+        w.leb(self.variants.len() as u64);
+        for v in &self.variants {
+            encode_stencil(&mut w, &v.stencil);
+            encode_consts(&mut w, &v.consts);
         }
         w.0
     }
@@ -81,12 +98,14 @@ impl Variants {
         if n > MAX_VARIANTS {
             return None;
         }
-        let mut stencils = Vec::with_capacity(n);
+        let mut variants = Vec::with_capacity(n);
         for _ in 0..n {
-            stencils.push(decode_stencil(&mut r)?);
+            let stencil = decode_stencil(&mut r)?;
+            let consts = decode_consts(&mut r)?;
+            variants.push(Variant { stencil, consts });
         }
         r.finish()?;
-        Some(Variants { stencils })
+        Some(Variants { variants })
     }
 }
 
@@ -112,10 +131,7 @@ impl ExactRecord {
                 w.leb(i as u64);
             }
         }
-        w.leb(self.consts.len() as u64);
-        for &c in &self.consts {
-            w.leb(c);
-        }
+        encode_consts(&mut w, &self.consts);
         w.0
     }
 
@@ -136,14 +152,26 @@ impl ExactRecord {
         }
         let [funcs, globals, tables, types, memories, datas, elems] = lists;
         let params = FunctionParameters { funcs, globals, tables, types, memories, datas, elems };
-        let n = r.count()?;
-        let mut consts = Vec::with_capacity(n);
-        for _ in 0..n {
-            consts.push(r.leb()?);
-        }
+        let consts = decode_consts(&mut r)?;
         r.finish()?;
         Some(ExactRecord { shape, params, consts })
     }
+}
+
+fn encode_consts(w: &mut Writer, consts: &[u64]) {
+    w.leb(consts.len() as u64);
+    for &c in consts {
+        w.leb(c);
+    }
+}
+
+fn decode_consts(r: &mut Reader<'_>) -> Option<Vec<u64>> {
+    let n = r.count()?;
+    let mut consts = Vec::with_capacity(n);
+    for _ in 0..n {
+        consts.push(r.leb()?);
+    }
+    Some(consts)
 }
 
 // ---- stencils -----------------------------------------------------------------------------

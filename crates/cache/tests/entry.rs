@@ -1,7 +1,7 @@
 //! The entry format: round trips of generated and real stencils and exact records; no
 //! panic and no success on damaged input.
 
-use quickbeam_cache::entry::{ExactRecord, Variants, MAX_VARIANTS};
+use quickbeam_cache::entry::{ExactRecord, Variant, Variants, MAX_VARIANTS};
 use quickbeam_codegen::{ConstSite, FunctionCompiler, Guard, Reloc, RelocKind, SiteEncoding, Stencil, TrapSite};
 use quickbeam_environ::*;
 
@@ -97,7 +97,11 @@ fn record(rng: &mut Rng) -> ExactRecord {
 }
 
 fn variants(rng: &mut Rng) -> Variants {
-    Variants { stencils: (0..rng.below(MAX_VARIANTS as u64 + 1)).map(|_| stencil(rng)).collect() }
+    let n = rng.below(MAX_VARIANTS as u64 + 1);
+    let variants = (0..n)
+        .map(|_| Variant { stencil: stencil(rng), consts: (0..rng.below(8)).map(|_| rng.u64()).collect() })
+        .collect();
+    Variants { variants }
 }
 
 #[test]
@@ -120,7 +124,7 @@ fn real_stencils_round_trip() {
              (func (param i32) (result i32) local.get 0 call $f local.get 0 call_indirect (type $t)))"#,
     )
     .unwrap()];
-    if let Ok(m) = std::fs::read("/work/shared/corpus/coremark.wasm") {
+    if let Ok(m) = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/coremark.wasm")) {
         modules.push(m);
     }
     let mut n = 0;
@@ -130,13 +134,13 @@ fn real_stencils_round_trip() {
         let mut v = Variants::default();
         for input in inputs {
             let f = c.compile(&env, input).unwrap();
-            let one = Variants { stencils: vec![f.stencil.clone()] };
+            let one = Variants { variants: vec![Variant { stencil: f.stencil.clone(), consts: f.consts.clone() }] };
             assert_eq!(Variants::decode(&one.encode()), Some(one));
             let r = ExactRecord { shape: StencilKey([n as u8; 32]), params: f.params, consts: f.consts.clone() };
             assert_eq!(ExactRecord::decode(&r.encode()), Some(r));
             let consts = f.consts.clone();
-            v.add(f.stencil.clone());
-            if v.stencils.contains(&f.stencil) {
+            v.add(Variant { stencil: f.stencil.clone(), consts: consts.clone() });
+            if v.variants.iter().any(|x| x.stencil == f.stencil) {
                 // Its own constants satisfy its guards.
                 assert!(v.find(&consts).is_some());
             }
@@ -149,26 +153,29 @@ fn real_stencils_round_trip() {
 
 #[test]
 fn variants_are_bounded_and_found_by_guards() {
-    let st = |g: Guard, code: u8| Stencil { code: vec![code], guards: vec![g], ..Stencil::default() };
+    let st = |g: Guard, code: u8| Variant {
+        stencil: Stencil { code: vec![code], guards: vec![g], ..Stencil::default() },
+        consts: vec![code as u64],
+    };
     let mut v = Variants::default();
     v.add(st(Guard::Exact(1), 1));
     v.add(st(Guard::Range { lo: 0, hi: 100 }, 2));
     v.add(st(Guard::Range { lo: 0, hi: 100 }, 2)); // a duplicate is not added
-    assert_eq!(v.stencils.len(), 2);
-    assert_eq!(v.find(&[1]).unwrap().code, vec![1]);
-    assert_eq!(v.find(&[50]).unwrap().code, vec![2]);
+    assert_eq!(v.variants.len(), 2);
+    assert_eq!(v.find(&[1]).unwrap().stencil.code, vec![1]);
+    assert_eq!(v.find(&[50]).unwrap().stencil.code, vec![2]);
     assert!(v.find(&[500]).is_none());
     assert!(v.find(&[1, 2]).is_none(), "another number of constants never matches");
     for i in 3..10 {
         v.add(st(Guard::Any, i));
     }
-    assert_eq!(v.stencils.len(), MAX_VARIANTS);
-    assert_eq!(v.stencils.last().unwrap().code, vec![9], "the newest is kept");
-    assert_eq!(v.stencils[0].code, vec![6], "the oldest go first");
+    assert_eq!(v.variants.len(), MAX_VARIANTS);
+    assert_eq!(v.variants.last().unwrap().stencil.code, vec![9], "the newest is kept");
+    assert_eq!(v.variants[0].stencil.code, vec![6], "the oldest go first");
 
     // More than the bound is not a valid entry.
     let mut too_many = v.clone();
-    too_many.stencils.push(Stencil::default());
+    too_many.variants.push(Variant::default());
     assert_eq!(Variants::decode(&too_many.encode()), None);
 }
 
