@@ -146,8 +146,8 @@ pub(crate) struct EngineInner {
     pub(crate) signatures: SignatureRegistry,
     /// Hash of the compiler version and every setting that changes code (part of keys).
     pub(crate) fingerprint: quickbeam_environ::key::EngineFingerprint,
-    /// The in-process stencil cache, by exact key (issue 3; first level only).
-    pub(crate) stencils: crate::module::StencilCache,
+    /// The stencil cache (in process, and the configured store), unless turned off.
+    pub(crate) stencils: Option<crate::stencil_cache::StencilCache>,
 }
 
 impl Engine {
@@ -158,7 +158,9 @@ impl Engine {
                 config: config.clone(),
                 signatures: SignatureRegistry::new(),
                 fingerprint: quickbeam_environ::key::EngineFingerprint::new(settings.as_bytes()),
-                stencils: Default::default(),
+                stencils: config.cache.then(|| {
+                    crate::stencil_cache::StencilCache::new(config.cache_memory_bytes, config.cache_store.clone())
+                }),
             }),
         })
     }

@@ -20,6 +20,7 @@ mod func;
 mod instance;
 mod linker;
 mod module;
+mod stencil_cache;
 mod store;
 mod trap;
 mod values;

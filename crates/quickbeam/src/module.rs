@@ -1,8 +1,9 @@
 //! [`Module`]: a compiled module, ready to instantiate in any store of its engine.
 
 use crate::{Engine, ExternType, Result};
-use quickbeam_codegen::{finalize, CompiledFunction, FinalizeContext, FunctionCompiler};
-use quickbeam_environ::key::{exact_key, module_context_hash, StencilKey};
+use quickbeam_codegen::{finalize, CompiledFunction, FinalizeContext};
+use crate::stencil_cache::{Lookup, Source, StencilCache, Workers};
+use quickbeam_environ::key::module_context_hash;
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
 use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo};
@@ -22,16 +23,19 @@ pub(crate) struct ModuleInner {
     pub(crate) report: CompileReport,
 }
 
-/// What compiling a module cost and how much of it came from the cache.
+/// What compiling a module cost and how much of it came from the engine's stencil
+/// cache (DESIGN.md §2.2–2.3). `reused + patched + compiled == functions`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CompileReport {
     /// Defined functions.
     pub functions: usize,
-    /// Cache hits needing no patch.
+    /// Cache hits needing no patch: the same body was loaded before (exact key), or a
+    /// body of the same shape with the same constants (renumbered or moved code).
     pub reused: usize,
-    /// Cache hits with constants patched.
+    /// Cache hits with constants patched: a body of the same shape was compiled with
+    /// other constants, whose stencil's guards accept these.
     pub patched: usize,
-    /// Functions compiled.
+    /// Misses: functions validated and compiled.
     pub compiled: usize,
     /// Size of the module in bytes.
     pub bytes: usize,
@@ -166,83 +170,36 @@ const FUNCTION_ALIGN: usize = 16;
 /// waking the thread pool.
 const PARALLEL_THRESHOLD: usize = 64 << 10;
 
-/// The engine's in-process stencil cache: compiled functions by exact key (the raw body,
-/// its type, the module context it can see and the engine's settings), so a hit gives
-/// the same stencil, parameters and constants a compile would. Bounded in bytes of
-/// code: past the bound it starts over (shape keys and variants come with issue 3).
-#[derive(Default)]
-pub(crate) struct StencilCache {
-    map: std::sync::Mutex<(std::collections::HashMap<StencilKey, Arc<CompiledFunction>>, usize)>,
-}
-
-/// Bytes of code the in-process cache holds before it starts over.
-const STENCIL_CACHE_BYTES: usize = 256 << 20;
-
-impl StencilCache {
-    fn get(&self, key: &StencilKey) -> Option<Arc<CompiledFunction>> {
-        self.map.lock().ok()?.0.get(key).cloned()
-    }
-
-    fn insert(&self, key: StencilKey, f: Arc<CompiledFunction>) {
-        if let Ok(mut m) = self.map.lock() {
-            if m.1 + f.stencil.code.len() > STENCIL_CACHE_BYTES {
-                *m = Default::default();
-            }
-            m.1 += f.stencil.code.len();
-            m.0.insert(key, f);
-        }
-    }
-}
-
-/// Compiles every body not in the engine's cache, in parallel when there is enough code;
-/// the result is in function order and independent of the thread count and of the cache
-/// (invariants I4, I1), and an error is the one of the lowest function index. Returns
-/// the functions and how many came from the cache.
-fn compile_functions(
-    engine: &Engine,
-    env: &ModuleEnv,
-    inputs: Vec<FunctionInput<'_>>,
-) -> Result<(Vec<(Arc<CompiledFunction>, u32)>, usize)> {
-    let cache = &engine.inner.stencils;
-    let fp = engine.inner.fingerprint.as_bytes();
+/// Gets every function from the engine's cache or compiles it, in parallel when there
+/// is enough code; the result is in function order and independent of the thread count
+/// and of the cache (invariants I4, I1), and an error is the one of the lowest function
+/// index.
+fn compile_functions(engine: &Engine, env: &ModuleEnv, inputs: Vec<FunctionInput<'_>>) -> Result<Vec<(Lookup, u32)>> {
+    let cache = engine.inner.stencils.as_ref();
     let ctx = module_context_hash(env);
-    let compile_one = |compiler: &mut FunctionCompiler, input: FunctionInput<'_>| {
-        let index = input.index;
+    let one = |w: &mut Workers, input: FunctionInput<'_>| {
         let body_offset = input.body.range().start as u32;
-        let key = exact_key(fp, &ctx, env.func_type(index), input.body.as_bytes());
-        if let Some(f) = cache.get(&key) {
-            return Ok((f, body_offset, true));
-        }
-        let f = compiler.compile(env, input).map_err(|e| {
-            let name = env.func_name(index).map(|n| format!(" (`{n}`)")).unwrap_or_default();
-            anyhow::anyhow!("failed to compile function {index}{name}: {e}")
-        })?;
-        let f = Arc::new(f);
-        cache.insert(key, f.clone());
-        Ok((f, body_offset, false))
+        let found = match cache {
+            Some(cache) => cache.lookup(engine, &ctx, env, input, w)?,
+            None => StencilCache::compile_uncached(env, input, w)?,
+        };
+        Ok((found, body_offset))
     };
     let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
-    let results: Vec<Result<(Arc<CompiledFunction>, u32, bool)>> =
-        if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
-            let mut compiler = FunctionCompiler::new();
-            inputs.into_iter().map(|input| compile_one(&mut compiler, input)).collect()
-        } else {
-            inputs.into_par_iter().map_init(FunctionCompiler::new, |c, input| compile_one(c, input)).collect()
-        };
-    let mut out = Vec::with_capacity(results.len());
-    let mut hits = 0;
-    for r in results {
-        let (f, off, hit) = r?;
-        hits += hit as usize;
-        out.push((f, off));
+    if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
+        let mut w = Workers::default();
+        inputs.into_iter().map(|input| one(&mut w, input)).collect()
+    } else {
+        let results: Vec<Result<(Lookup, u32)>> =
+            inputs.into_par_iter().map_init(Workers::default, |w, input| one(w, input)).collect();
+        results.into_iter().collect()
     }
-    Ok((out, hits))
 }
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport)> {
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
-    let (funcs, reused) = compile_functions(engine, &env, inputs)?;
+    let funcs = compile_functions(engine, &env, inputs)?;
 
     // Layout: every function 16-byte aligned, in index order; padding is int3.
     let mut func_offsets = Vec::with_capacity(funcs.len());
@@ -250,13 +207,15 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     for (f, _) in &funcs {
         size = size.next_multiple_of(FUNCTION_ALIGN);
         func_offsets.push(u32::try_from(size).map_err(|_| anyhow::anyhow!("module code exceeds 4 GiB"))?);
-        size += f.stencil.code.len();
+        size += f.ready.stencil.code.len();
     }
     let mut image = vec![0xccu8; size];
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
     let mut info = CodeInfo { functions: Vec::with_capacity(funcs.len()), func_names: env.func_names.clone() };
-    for (d, ((f, body_offset), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
+    let mut report = CompileReport { functions: funcs.len(), bytes: wasm.len(), ..CompileReport::default() };
+    for (d, ((found, body_offset), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
+        let f = &found.ready;
         let index = env.num_imported_funcs + d as u32;
         let cx = FinalizeContext {
             offsets: &offsets,
@@ -270,6 +229,14 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         finalize(&f.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
             anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
         })?;
+        if let Some(fresh) = &found.check {
+            self_check(index, found.source, fresh, out, &cx)?;
+        }
+        match found.source {
+            Source::Reused => report.reused += 1,
+            Source::Patched => report.patched += 1,
+            Source::Compiled => report.compiled += 1,
+        }
         info.functions.push(FunctionInfo {
             func_index: index,
             start: off,
@@ -281,15 +248,28 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     }
     let code = CodeMemory::new(&image, info).map_err(|e| anyhow::anyhow!("failed to map code memory: {e}"))?;
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
-    let report = CompileReport {
-        functions: funcs.len(),
-        reused,
-        patched: 0,
-        compiled: funcs.len() - reused,
-        bytes: wasm.len(),
-        seconds: 0.0,
-    };
     Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report))
+}
+
+/// The cache self-check: the code served from the cache (`cached`, finalized) must equal
+/// a fresh compile of the same body finalized in the same place.
+fn self_check(index: u32, source: Source, fresh: &CompiledFunction, cached: &[u8], cx: &FinalizeContext<'_>) -> Result<()> {
+    let mut code = vec![0u8; fresh.stencil.code.len()];
+    let finalized = finalize(&fresh.stencil, &fresh.params, &fresh.consts, cx, &mut code);
+    let differs = match finalized {
+        Err(_) => Some(0),
+        Ok(()) if code.len() != cached.len() => Some(code.len().min(cached.len())),
+        Ok(()) => code.iter().zip(cached).position(|(a, b)| a != b),
+    };
+    match differs {
+        None => Ok(()),
+        Some(at) => Err(anyhow::anyhow!(
+            "cache self-check failed: function {index} ({source:?} from the cache) differs from a fresh compile \
+             at code offset {at:#x} ({} cached bytes, {} fresh)",
+            cached.len(),
+            code.len()
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -314,24 +294,88 @@ mod tests {
         let r1 = first.compile_report();
         // Identical bodies inside one module may already hit (how many depends on which
         // thread gets there first; the code does not).
-        assert_eq!(r1.reused + r1.compiled, r1.functions);
+        assert_eq!(r1.reused + r1.patched + r1.compiled, r1.functions);
         assert!(r1.compiled > r1.functions / 2);
         let second = Module::new(&engine, &wasm).unwrap();
         let r2 = second.compile_report();
-        assert_eq!((r2.reused, r2.compiled, r2.functions), (r1.functions, 0, r1.functions));
+        assert_eq!((r2.reused, r2.patched, r2.compiled), (r1.functions, 0, 0));
         let cold = Module::new(&Engine::default(), &wasm).unwrap();
         assert_eq!(code_of(&second), code_of(&cold), "cached code differs from a cold compile");
         assert_eq!(code_of(&first), code_of(&cold));
     }
 
-    /// A different module reuses what it shares and compiles the rest.
+    /// A different module reuses what it shares, patches what differs only in
+    /// constants, and compiles the rest.
     #[test]
-    fn a_changed_function_is_compiled_the_others_reused() {
-        let a = "(module (func (export \"f\") (result i32) i32.const 1) (func (export \"g\") (result i32) i32.const 2))";
-        let b = "(module (func (export \"f\") (result i32) i32.const 1) (func (export \"g\") (result i32) i32.const 3))";
+    fn a_changed_constant_is_patched_a_changed_opcode_compiled() {
+        let module = |k: i32, op: &str| {
+            format!(
+                "(module (func (export \"f\") (result i32) i32.const 1)
+                         (func (export \"g\") (result i32) i32.const {k})
+                         (func (export \"h\") (param i32) (result i32) local.get 0 i32.const 7 {op}))"
+            )
+        };
         let engine = Engine::default();
-        Module::new(&engine, a).unwrap();
-        let r = Module::new(&engine, b).unwrap().compile_report();
-        assert_eq!((r.reused, r.compiled), (1, 1));
+        // `f` and `g` share a shape: the second of them is a patch already.
+        let r = Module::new(&engine, module(2, "i32.add")).unwrap().compile_report();
+        assert_eq!((r.reused, r.patched, r.compiled), (0, 1, 2));
+        let r = Module::new(&engine, module(3, "i32.add")).unwrap().compile_report();
+        assert_eq!((r.reused, r.patched, r.compiled), (2, 1, 0));
+        let r = Module::new(&engine, module(3, "i32.sub")).unwrap().compile_report();
+        assert_eq!((r.reused, r.patched, r.compiled), (2, 0, 1));
+        // The patched code computes with the new constant.
+        let m = Module::new(&engine, module(-5, "i32.add")).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let i = crate::Instance::new(&mut store, &m, &[]).unwrap();
+        let g = i.get_typed_func::<(), i32>(&mut store, "g").unwrap();
+        assert_eq!(g.call(&mut store, ()).unwrap(), -5);
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("quickbeam-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// A new engine on the same cache directory finds every function on disk, and the
+    /// code is the code of a compile without the cache (I1, from disk).
+    #[test]
+    fn a_new_engine_reads_every_function_from_disk() {
+        let wat = "(module (memory 1) (global $g (mut i32) (i32.const 0))
+                   (func $a (export \"a\") (param i32) (result i32) local.get 0 i32.load offset=8 global.get $g i32.add call $b)
+                   (func $b (param i32) (result i32) local.get 0 i32.const 3 i32.shl))";
+        let dir = temp_dir("disk-reload");
+        let engine = |cache: bool| {
+            let mut c = crate::Config::new();
+            c.cache(cache);
+            if cache {
+                c.cache_directory(&dir).unwrap();
+            }
+            Engine::new(&c).unwrap()
+        };
+        let first = Module::new(&engine(true), wat).unwrap();
+        assert_eq!(first.compile_report().compiled, 2);
+        let second = Module::new(&engine(true), wat).unwrap();
+        let r = second.compile_report();
+        assert_eq!((r.reused, r.patched, r.compiled), (2, 0, 0));
+        let off = Module::new(&engine(false), wat).unwrap();
+        assert_eq!(off.compile_report().compiled, 2);
+        assert_eq!(second.text(), off.text());
+        assert_eq!(first.text(), off.text());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With the self-check on, hits are compiled again and compared (and agree).
+    #[test]
+    fn the_self_check_compiles_hits_again() {
+        let mut c = crate::Config::new();
+        c.cache_self_check(true);
+        let engine = Engine::new(&c).unwrap();
+        let m = |k: u32| format!("(module (memory 1) (func (param i32) (result i32) local.get 0 i32.load offset={k}))");
+        Module::new(&engine, m(4)).unwrap();
+        let r = Module::new(&engine, m(4)).unwrap().compile_report();
+        assert_eq!((r.reused, r.compiled), (1, 0));
+        let r = Module::new(&engine, m(4000)).unwrap().compile_report();
+        assert_eq!((r.patched, r.compiled), (1, 0));
     }
 }
