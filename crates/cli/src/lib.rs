@@ -3,10 +3,16 @@
 //! - [`run`]: load a `.wasm`/`.wat` file, link WASI, run `_start` or `--invoke` an export.
 //! - [`wast`]: the spec-script runner with the `spectest` host module; reports one
 //!   result per directive so tests can check expected-failure lists.
+//! - [`compile`]: compile into the cache and report what it served (`--report json`).
+//! - [`cache`]: which persistent store a command uses (`--cache-dir`, `--no-cache`,
+//!   `QUICKBEAM_CACHE_DIR`; an unusable directory is a warning, never an error), and
+//!   `cache stats|clear`.
 //! - [`with_large_stack`]: runs Wasm on a thread whose stack is far larger than Wasm's
 //!   own limit, so that the engine's limit, not the host's, decides when a guest
 //!   exhausts its stack.
 
+pub mod cache;
+pub mod compile;
 pub mod run;
 pub mod wast;
 

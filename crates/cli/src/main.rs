@@ -1,15 +1,19 @@
 //! The `quickbeam` command. Argument parsing and reporting only; the work is in the
-//! `quickbeam_cli` library (`run`, `wast`).
+//! `quickbeam_cli` library (`run`, `wast`, `compile`, `explain`, `watch`, `cache`).
 //!
 //! Exit statuses: the guest's own for `run`; 134 after a trap; 1 for errors (printed
-//! as one `error: ...` line, except that a trap adds its backtrace); 2 for usage errors
-//! and commands that are not implemented yet; 101 if Quickbeam itself panicked.
+//! as one `error: ...` line, except that a trap adds its backtrace); 2 for usage
+//! errors and commands not implemented yet; 101 if Quickbeam itself panicked.
+//!
+//! The compiled-code cache never fails a command: a cache directory that cannot be
+//! opened is one `warning: ...` line on stderr, and the command goes on without it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use quickbeam_cli::cache::{config_with_cache, CacheChoice};
 use quickbeam_cli::run::{RunEnd, RunOptions};
 use quickbeam_cli::wast::run_wast_file;
 use quickbeam_cli::with_large_stack;
@@ -19,14 +23,18 @@ use quickbeam_cli::with_large_stack;
 /// Quickbeam compiles with a streaming single-pass compiler and keeps every compiled
 /// function as a stencil in a cache; when a rebuilt module changed only a few functions
 /// or constants, loading it again reuses or patches cached code instead of compiling.
+/// `run`, `compile` and `watch` use an on-disk cache shared by every run (by default in
+/// the user's cache directory, e.g. ~/.cache/quickbeam/v1).
 #[derive(Parser)]
 #[command(name = "quickbeam", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
-    /// Directory of the compiled-code cache [default: the user's cache directory].
+    /// Directory of the on-disk compiled-code cache [default: the user's cache
+    /// directory, e.g. ~/.cache/quickbeam/v1].
     #[arg(long, global = true, value_name = "DIR", env = "QUICKBEAM_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
-    /// Do not read or write the compiled-code cache.
+    /// Do not read or write the on-disk cache (functions compiled by this command are
+    /// still shared within it, e.g. across the reloads of `watch`).
     #[arg(long, global = true)]
     no_cache: bool,
 
@@ -63,15 +71,8 @@ struct RunArgs {
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
 
-    /// Give the guest a host directory, under the guest path GUEST (default: HOST as
-    /// written). Repeatable.
-    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-    dirs: Vec<String>,
-
-    /// Set an environment variable for the guest (NAME alone passes the host's value).
-    /// Repeatable.
-    #[arg(long = "env", value_name = "NAME[=VALUE]")]
-    envs: Vec<String>,
+    #[command(flatten)]
+    guest: GuestArgs,
 
     /// The module: a `.wasm` binary or `.wat` text.
     file: PathBuf,
@@ -81,10 +82,25 @@ struct RunArgs {
     args: Vec<String>,
 }
 
+/// What the guest may see of the host.
+#[derive(Args)]
+struct GuestArgs {
+    /// Give the guest a host directory, under the guest path GUEST (default: HOST as
+    /// written). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+
+    /// Set an environment variable for the guest (NAME alone passes the host's value).
+    /// Repeatable.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    envs: Vec<String>,
+}
+
 /// Run WebAssembly spec test scripts (`.wast`).
 ///
 /// Prints one line per failed directive (`file:line:col: kind: message`) and ends with
-/// the line `N passed, M failed`; exits with 1 if anything failed.
+/// the line `N passed, M failed`; exits with 1 if anything failed. Scripts never use
+/// the on-disk cache.
 #[derive(Args)]
 struct WastArgs {
     /// The scripts.
@@ -92,18 +108,30 @@ struct WastArgs {
     files: Vec<PathBuf>,
 }
 
-/// Compile a module into the cache and report what was reused (not implemented yet).
+/// Compile a module into the cache and report what the cache served
+///
+/// Prints one line: `compiled FILE (N bytes) in 1.3 ms: F functions, R reused,
+/// P patched, C compiled`, or with `--report json` one JSON object:
+///   {"file":"app.wasm","bytes":N,"functions":F,"reused":R,"patched":P,"compiled":C,"seconds":S}
+/// where reused = cache hits needing no patch, patched = hits with constants patched
+/// into cached code, compiled = misses, and seconds = the time to compile.
+///
+/// Examples:
+///   quickbeam compile app.wasm
+///   quickbeam compile --report json app.wasm
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 struct CompileArgs {
     /// The module: a `.wasm` binary or `.wat` text.
     file: PathBuf,
-    /// Print a report: `{"file","bytes","functions","reused","patched","compiled","seconds"}`.
-    #[arg(long, value_enum)]
+    /// Print the report in this format instead of a human line.
+    #[arg(long, value_enum, value_name = "FORMAT")]
     report: Option<ReportFormat>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ReportFormat {
+    /// One JSON object on one line.
     Json,
 }
 
@@ -129,7 +157,11 @@ struct WatchArgs {
     args: Vec<String>,
 }
 
-/// Inspect or clear the on-disk compiled-code cache (not implemented yet).
+/// Inspect or clear the on-disk compiled-code cache
+///
+/// The cache is in `--cache-dir`, else `QUICKBEAM_CACHE_DIR`, else the user's cache
+/// directory (e.g. ~/.cache/quickbeam/v1). Its size is bounded: the least recently used
+/// entries are evicted first.
 #[derive(Args)]
 struct CacheArgs {
     #[command(subcommand)]
@@ -138,13 +170,13 @@ struct CacheArgs {
 
 #[derive(Subcommand)]
 enum CacheAction {
-    /// Print the number of entries and their size.
+    /// Print the cache's directory, number of entries and size.
     Stats,
     /// Delete every entry.
     Clear,
 }
 
-/// Status for commands that are not implemented yet, and for usage errors.
+/// Status for commands that are not implemented yet.
 const EXIT_USAGE: u8 = 2;
 /// Status when Quickbeam itself panicked.
 const EXIT_PANIC: u8 = 101;
@@ -159,16 +191,31 @@ fn main() -> ExitCode {
         *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{msg}{location}"));
     }));
     let cli = Cli::parse();
-    // Accepted on every command; the cache does not exist yet.
-    let _ = (&cli.cache_dir, cli.no_cache);
+    let choice = CacheChoice::from_flags(cli.cache_dir.clone(), cli.no_cache);
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, &choice),
         Command::Wast(args) => wast(args),
-        Command::Compile(_) => not_implemented("compile"),
+        Command::Compile(args) => compile(args, &choice),
         Command::Explain(_) => not_implemented("explain"),
         Command::Watch(_) => not_implemented("watch"),
-        Command::Cache(_) => not_implemented("cache"),
+        Command::Cache(args) => cache(args, cli.cache_dir),
     }
+}
+
+/// An engine configuration with the cache `choice`; prints the warning if the cache
+/// directory cannot be used.
+fn config(choice: &CacheChoice) -> quickbeam::Config {
+    let (config, warning) = config_with_cache(choice);
+    if let Some(warning) = warning {
+        eprintln!("{warning}");
+    }
+    config
+}
+
+/// Prints `error: ...` (one line) and returns status 1.
+fn error(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+    ExitCode::FAILURE
 }
 
 fn not_implemented(command: &str) -> ExitCode {
@@ -182,8 +229,14 @@ fn internal_error(payload_msg: String) -> ExitCode {
     ExitCode::from(EXIT_PANIC)
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    let dirs = args
+fn run_options(
+    file: PathBuf,
+    args: Vec<String>,
+    invoke: Option<String>,
+    guest: GuestArgs,
+    choice: &CacheChoice,
+) -> RunOptions {
+    let dirs = guest
         .dirs
         .iter()
         .map(|d| match d.split_once("::") {
@@ -191,7 +244,7 @@ fn run(args: RunArgs) -> ExitCode {
             None => (PathBuf::from(d), d.clone()),
         })
         .collect();
-    let envs = args
+    let envs = guest
         .envs
         .iter()
         .map(|e| match e.split_once('=') {
@@ -199,7 +252,11 @@ fn run(args: RunArgs) -> ExitCode {
             None => (e.clone(), std::env::var(e).unwrap_or_default()),
         })
         .collect();
-    let opts = RunOptions { file: args.file, args: args.args, invoke: args.invoke, dirs, envs };
+    RunOptions { file, args, invoke, dirs, envs, config: config(choice) }
+}
+
+fn run(args: RunArgs, choice: &CacheChoice) -> ExitCode {
+    let opts = run_options(args.file, args.args, args.invoke, args.guest, choice);
     match with_large_stack(|| quickbeam_cli::run::run(&opts)) {
         Ok(RunEnd::Exit(code)) => exit_status(code),
         Ok(RunEnd::Error(e, code)) => {
@@ -207,6 +264,41 @@ fn run(args: RunArgs) -> ExitCode {
             exit_status(code)
         }
         Err(panic) => internal_error(panic),
+    }
+}
+
+fn compile(args: CompileArgs, choice: &CacheChoice) -> ExitCode {
+    let config = config(choice);
+    let file = args.file.display().to_string();
+    match with_large_stack(|| quickbeam_cli::compile::compile(&config, &args.file)) {
+        Ok(Ok(report)) => {
+            match args.report {
+                Some(ReportFormat::Json) => println!("{}", quickbeam_cli::compile::report_json(&file, &report)),
+                None => println!("{}", quickbeam_cli::compile::report_human(&file, &report)),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => error(&e),
+        Err(panic) => internal_error(panic),
+    }
+}
+
+fn cache(args: CacheArgs, dir: Option<PathBuf>) -> ExitCode {
+    // `--no-cache` does not apply: these commands are about the on-disk cache itself.
+    let dir = match CacheChoice::from_flags(dir, false).directory() {
+        Ok(dir) => dir,
+        Err(e) => return error(&e),
+    };
+    let result = match args.action {
+        CacheAction::Stats => quickbeam_cli::cache::stats(&dir),
+        CacheAction::Clear => quickbeam_cli::cache::clear(&dir),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => error(&e),
     }
 }
 

@@ -3,8 +3,11 @@
 //! The outcome is an exit status, as a process would have it: the guest's
 //! `proc_exit` code, 0 when `_start` returns, [`TRAP_EXIT_CODE`] after a trap (as
 //! wasmtime: 128 + SIGABRT), 1 for any other error.
+//!
+//! Loading ([`load`]) and running ([`run_module`]) are separate so that `watch` can keep
+//! one engine, and with it the warm in-process cache, across reloads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use quickbeam::{Config, Engine, Func, Linker, Module, Store, Trap, Val, ValType};
@@ -26,6 +29,8 @@ pub struct RunOptions {
     pub dirs: Vec<(PathBuf, String)>,
     /// Environment variables for the guest.
     pub envs: Vec<(String, String)>,
+    /// The engine's settings (the cache store comes from `--cache-dir`/`--no-cache`).
+    pub config: Config,
 }
 
 /// The store's data: just the WASI context.
@@ -44,7 +49,11 @@ pub enum RunEnd {
 
 /// Runs the module as asked; every failure is a [`RunEnd::Error`].
 pub fn run(opts: &RunOptions) -> RunEnd {
-    match run_inner(opts) {
+    outcome(run_inner(opts))
+}
+
+fn outcome(result: Result<i32>) -> RunEnd {
+    match result {
         Ok(code) => RunEnd::Exit(code),
         Err(e) => {
             if let Some(exit) = e.chain().find_map(|c| c.downcast_ref::<I32Exit>()) {
@@ -57,13 +66,28 @@ pub fn run(opts: &RunOptions) -> RunEnd {
 }
 
 fn run_inner(opts: &RunOptions) -> Result<i32> {
-    let path = &opts.file;
+    let engine = Engine::new(&opts.config)?;
+    let module = load(&engine, &opts.file)?;
+    instantiate_and_run(&engine, &module, opts)
+}
+
+/// Reads, parses and compiles the module in `path`; errors name the file and the step
+/// (`failed to read/parse/compile `FILE``).
+pub fn load(engine: &Engine, path: &Path) -> Result<Module> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("failed to read `{shown}`"))?;
     let wasm = crate::wat_to_wasm(&shown, &bytes).with_context(|| format!("failed to parse `{shown}`"))?;
-    let engine = Engine::new(&Config::new())?;
-    let module = Module::new(&engine, &wasm).with_context(|| format!("failed to compile `{shown}`"))?;
+    Module::new(engine, &wasm).with_context(|| format!("failed to compile `{shown}`"))
+}
 
+/// Runs an already compiled module as `opts` asks (`opts.file` names it in messages and
+/// is the guest's `argv[0]`; `opts.config` is not used).
+pub fn run_module(engine: &Engine, module: &Module, opts: &RunOptions) -> RunEnd {
+    outcome(instantiate_and_run(engine, module, opts))
+}
+
+fn instantiate_and_run(engine: &Engine, module: &Module, opts: &RunOptions) -> Result<i32> {
+    let shown = opts.file.display().to_string();
     let mut builder = WasiCtx::builder();
     builder.inherit_stdio().arg(&shown).args(if opts.invoke.is_some() { &[][..] } else { &opts.args[..] });
     for (name, value) in &opts.envs {
@@ -72,11 +96,11 @@ fn run_inner(opts: &RunOptions) -> Result<i32> {
     for (host, guest) in &opts.dirs {
         builder.preopened_dir_path(host, guest.clone())?;
     }
-    let mut store = Store::new(&engine, Host { wasi: builder.build() });
-    let mut linker = Linker::new(&engine);
+    let mut store = Store::new(engine, Host { wasi: builder.build() });
+    let mut linker = Linker::new(engine);
     quickbeam_wasi::add_to_linker(&mut linker, |h: &mut Host| &mut h.wasi)?;
     let instance =
-        linker.instantiate(&mut store, &module).with_context(|| format!("failed to instantiate `{shown}`"))?;
+        linker.instantiate(&mut store, module).with_context(|| format!("failed to instantiate `{shown}`"))?;
 
     match &opts.invoke {
         None => {

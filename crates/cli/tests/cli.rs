@@ -4,10 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Runs the binary in `dir`, with a cache directory of its own (never the user's).
 fn quickbeam(args: &[&str], dir: &Path) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    quickbeam_with_cache(args, dir, cache.path())
+}
+
+/// Runs the binary in `dir` with `QUICKBEAM_CACHE_DIR=cache`.
+fn quickbeam_with_cache(args: &[&str], dir: &Path, cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quickbeam"))
         .args(args)
         .current_dir(dir)
+        .env("QUICKBEAM_CACHE_DIR", cache)
         .output()
         .expect("failed to start the quickbeam binary")
 }
@@ -237,23 +245,150 @@ fn wast_counts_directives() {
 }
 
 #[test]
-fn unimplemented_commands_say_so() {
-    let dir = files(&[]);
-    for args in [&["compile", "x.wasm"][..], &["explain", "x.wasm"], &["watch", "x.wasm"], &["cache", "stats"]] {
-        let o = quickbeam(args, dir.path());
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
-    }
-    let o = quickbeam(&["--no-cache", "--cache-dir", "/tmp/x", "cache", "clear"], dir.path());
-    assert_eq!(o.status.code(), Some(2));
-}
-
-#[test]
 fn help_lists_every_command() {
     let o = quickbeam(&["--help"], &workspace_root());
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
     for cmd in ["run", "wast", "compile", "explain", "watch", "cache", "--cache-dir", "--no-cache"] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+    for cmd in ["run", "wast", "compile", "cache"] {
+        let o = quickbeam(&[cmd, "--help"], &workspace_root());
+        assert_eq!(o.status.code(), Some(0), "{cmd} --help");
+        assert!(!stdout(&o).contains("not implemented"), "{cmd} --help:\n{}", stdout(&o));
+    }
+}
+
+// ---- compile and the cache ------------------------------------------------------------
+
+/// Two functions: `$value` returns a constant, `_start` exits with it.
+fn exit_with(value: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func $value (result i32) {value})
+  (func (export "_start") (call $exit (call $value)) unreachable))"#
+    )
+}
+
+/// The JSON report of `compile --report json`, checked for its shape.
+fn json_report(o: &Output) -> serde_json::Value {
+    assert_eq!((stderr(o).as_str(), o.status.code()), ("", Some(0)));
+    let out = stdout(o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let mut expected = ["file", "bytes", "functions", "reused", "patched", "compiled", "seconds"];
+    expected.sort_unstable();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, expected, "{out}");
+    assert!(v["seconds"].as_f64().is_some_and(|s| s >= 0.0), "{out}");
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(n("reused") + n("patched") + n("compiled"), n("functions"), "{out}");
+    v
+}
+
+#[test]
+fn compile_reports_what_the_cache_served() {
+    let text = exit_with("i32.const 7");
+    let dir = files(&[("app.wat", text.as_bytes())]);
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let o = quickbeam(&["--cache-dir", cache_arg, "compile", "--report", "json", "app.wat"], dir.path());
+    let v = json_report(&o);
+    assert_eq!(v["file"], "app.wat");
+    assert_eq!(v["bytes"].as_u64().unwrap() as usize, wat::parse_str(&text).unwrap().len());
+    assert_eq!((v["functions"].as_u64(), v["compiled"].as_u64()), (Some(2), Some(2)));
+
+    // A second process finds everything in the on-disk cache.
+    let o = quickbeam(&["--cache-dir", cache_arg, "compile", "--report", "json", "app.wat"], dir.path());
+    let v = json_report(&o);
+    assert_eq!((v["functions"].as_u64(), v["reused"].as_u64()), (Some(2), Some(2)), "{v}");
+
+    // QUICKBEAM_CACHE_DIR is the same cache; the human line has the same numbers.
+    let o = quickbeam_with_cache(&["compile", "app.wat"], dir.path(), &cache);
+    let out = stdout(&o);
+    assert!(out.starts_with("compiled app.wat ("), "{out}");
+    assert!(out.ends_with(" ms: 2 functions, 2 reused, 0 patched, 0 compiled\n"), "{out}");
+
+    // Without the on-disk cache, everything is compiled and nothing is written.
+    let empty = dir.path().join("empty");
+    let o = quickbeam_with_cache(&["--no-cache", "compile", "--report", "json", "app.wat"], dir.path(), &empty);
+    let v = json_report(&o);
+    assert_eq!(v["compiled"].as_u64(), Some(2), "{v}");
+    assert!(!empty.exists());
+}
+
+#[test]
+fn compile_errors_are_run_errors() {
+    let dir = files(&[("invalid.wat", b"(module (func (result i32) i64.const 1))")]);
+    let o = quickbeam(&["compile", "--report", "json", "invalid.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to compile `invalid.wat`: ");
+    assert_eq!((stdout(&o).as_str(), o.status.code()), ("", Some(1)));
+    let o = quickbeam(&["compile", "missing.wasm"], dir.path());
+    assert_eq!(stderr(&o), "error: failed to read `missing.wasm`: No such file or directory (os error 2)\n");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn an_unusable_cache_directory_is_one_warning() {
+    let dir = files(&[("exit.wat", exit_with("i32.const 3").as_bytes()), ("file", b"")]);
+    for args in [&["--cache-dir", "file/sub", "run", "exit.wat"][..], &["--cache-dir", "file", "run", "exit.wat"]] {
+        let o = quickbeam(args, dir.path());
+        let err = stderr(&o);
+        assert!(err.starts_with("warning: failed to open cache directory `file"), "{err}");
+        assert!(err.ends_with("; continuing without the on-disk cache\n"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(o.status.code(), Some(3));
+    }
+}
+
+#[test]
+fn cache_stats_and_clear() {
+    let dir = files(&[("app.wat", exit_with("i32.const 7").as_bytes())]);
+    let cache = dir.path().join("cache");
+    let stats = |o: &Output| -> (String, u64, u64) {
+        assert_eq!((stderr(o).as_str(), o.status.code()), ("", Some(0)));
+        let out = stdout(o);
+        let field = |name: &str| {
+            let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}:\n{out}"));
+            line[name.len()..].trim().to_string()
+        };
+        let entries = field("entries:").parse().unwrap();
+        let size = field("size:");
+        let bytes = size.rsplit_once('(').unwrap().1.trim_end_matches(" bytes)").parse().unwrap();
+        (field("directory:"), entries, bytes)
+    };
+    // Nothing yet, and asking does not create the directory.
+    let o = quickbeam_with_cache(&["cache", "stats"], dir.path(), &cache);
+    assert_eq!(stats(&o), (cache.display().to_string(), 0, 0));
+    assert!(!cache.exists());
+
+    let o = quickbeam_with_cache(&["compile", "app.wat"], dir.path(), &cache);
+    assert_eq!(o.status.code(), Some(0));
+    let o = quickbeam_with_cache(&["cache", "stats"], dir.path(), &cache);
+    let (_, entries, bytes) = stats(&o);
+    assert!(entries > 0 && bytes > 0, "{}", stdout(&o));
+    // --cache-dir wins over the environment.
+    let other = dir.path().join("other");
+    let o = quickbeam_with_cache(&["--cache-dir", cache.to_str().unwrap(), "cache", "stats"], dir.path(), &other);
+    assert_eq!(stats(&o).1, entries);
+
+    let o = quickbeam_with_cache(&["cache", "clear"], dir.path(), &cache);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&format!("cleared {}: {entries} entries", cache.display())), "{}", stdout(&o));
+    let o = quickbeam_with_cache(&["cache", "stats"], dir.path(), &cache);
+    assert_eq!(stats(&o).1, 0);
+}
+
+#[test]
+fn unimplemented_commands_say_so() {
+    let dir = files(&[]);
+    for args in [&["explain", "x.wasm"][..], &["watch", "x.wasm"]] {
+        let o = quickbeam(args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
     }
 }
