@@ -7,6 +7,8 @@
 //! - [`cache`]: which persistent store a command uses (`--cache-dir`, `--no-cache`,
 //!   `QUICKBEAM_CACHE_DIR`; an unusable directory is a warning, never an error), and
 //!   `cache stats|clear`.
+//! - [`watch`]: run, and run again on every change of the file, with one engine (and
+//!   so a warm in-process cache) for the whole watch.
 //! - [`with_large_stack`]: runs Wasm on a thread whose stack is far larger than Wasm's
 //!   own limit, so that the engine's limit, not the host's, decides when a guest
 //!   exhausts its stack.
@@ -15,6 +17,10 @@ pub mod cache;
 pub mod compile;
 pub mod run;
 pub mod wast;
+pub mod watch;
+
+/// The exit status after Ctrl-C: 128 + SIGINT, as a shell reports it.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The stack of threads that run Wasm (the engine's Wasm stack limit is far smaller).
 pub const LARGE_STACK: usize = 64 << 20;

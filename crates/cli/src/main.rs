@@ -3,7 +3,8 @@
 //!
 //! Exit statuses: the guest's own for `run`; 134 after a trap; 1 for errors (printed
 //! as one `error: ...` line, except that a trap adds its backtrace); 2 for usage
-//! errors and commands not implemented yet; 101 if Quickbeam itself panicked.
+//! errors and commands not implemented yet; 130 when `watch` ends with Ctrl-C; 101 if
+//! Quickbeam itself panicked.
 //!
 //! The compiled-code cache never fails a command: a cache directory that cannot be
 //! opened is one `warning: ...` line on stderr, and the command goes on without it.
@@ -82,7 +83,7 @@ struct RunArgs {
     args: Vec<String>,
 }
 
-/// What the guest may see of the host.
+/// What the guest may see of the host (`run` and `watch`).
 #[derive(Args)]
 struct GuestArgs {
     /// Give the guest a host directory, under the guest path GUEST (default: HOST as
@@ -146,12 +147,32 @@ struct ExplainArgs {
     func: Option<String>,
 }
 
-/// Run a module, and run it again on every change of the file, reporting what each
-/// reload reused (not implemented yet).
+/// Run a module, and run it again on every change of the file, reporting each reload
+///
+/// Runs FILE as `quickbeam run` does, then waits for FILE to change (written in place,
+/// or replaced by a rename as many editors and build tools do), reloads it through the
+/// cache and runs it again, printing on stderr:
+///   reloaded in 1.3 ms: 1893 functions, 1889 reused, 3 patched, 1 compiled
+/// One engine serves the whole watch, so only what changed is compiled. Errors in the
+/// module, traps and non-zero exit statuses are printed and the watch goes on; a reload
+/// waits for the current run to end. Ctrl-C ends the watch, with status 130.
+///
+/// Examples:
+///   quickbeam watch app.wasm
+///   quickbeam watch --dir data app.wasm -- input.txt
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 struct WatchArgs {
+    /// Call this exported function instead of `_start`, with ARGS as its arguments.
+    #[arg(long, value_name = "NAME")]
+    invoke: Option<String>,
+
+    #[command(flatten)]
+    guest: GuestArgs,
+
     /// The module: a `.wasm` binary or `.wat` text.
     file: PathBuf,
+
     /// Arguments for the guest program (after `--`).
     #[arg(last = true)]
     args: Vec<String>,
@@ -197,7 +218,7 @@ fn main() -> ExitCode {
         Command::Wast(args) => wast(args),
         Command::Compile(args) => compile(args, &choice),
         Command::Explain(_) => not_implemented("explain"),
-        Command::Watch(_) => not_implemented("watch"),
+        Command::Watch(args) => watch(args, &choice),
         Command::Cache(args) => cache(args, cli.cache_dir),
     }
 }
@@ -278,6 +299,18 @@ fn compile(args: CompileArgs, choice: &CacheChoice) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Ok(Err(e)) => error(&e),
+        Err(panic) => internal_error(panic),
+    }
+}
+
+fn watch(args: WatchArgs, choice: &CacheChoice) -> ExitCode {
+    let opts = run_options(args.file, args.args, args.invoke, args.guest, choice);
+    if let Err(e) = quickbeam_cli::watch::exit_on_ctrl_c() {
+        eprintln!("warning: {e:#}");
+    }
+    match with_large_stack(|| quickbeam_cli::watch::watch(&opts)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => error(&e),
         Err(panic) => internal_error(panic),
     }

@@ -1,8 +1,11 @@
 //! End-to-end tests of the `quickbeam` binary: exit statuses and the exact shape of
 //! what it prints.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 /// Runs the binary in `dir`, with a cache directory of its own (never the user's).
 fn quickbeam(args: &[&str], dir: &Path) -> Output {
@@ -252,7 +255,7 @@ fn help_lists_every_command() {
     for cmd in ["run", "wast", "compile", "explain", "watch", "cache", "--cache-dir", "--no-cache"] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
-    for cmd in ["run", "wast", "compile", "cache"] {
+    for cmd in ["run", "wast", "compile", "watch", "cache"] {
         let o = quickbeam(&[cmd, "--help"], &workspace_root());
         assert_eq!(o.status.code(), Some(0), "{cmd} --help");
         assert!(!stdout(&o).contains("not implemented"), "{cmd} --help:\n{}", stdout(&o));
@@ -383,10 +386,193 @@ fn cache_stats_and_clear() {
     assert_eq!(stats(&o).1, 0);
 }
 
+// ---- watch ---------------------------------------------------------------------------------
+
+/// A `quickbeam watch` process whose output is read line by line; killed when dropped.
+struct Watch {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// Everything read so far (for failure messages).
+    seen: Vec<String>,
+}
+
+/// How long to wait for the watch to react.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Watch {
+    fn start(args: &[&str], dir: &Path) -> Watch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quickbeam"))
+            .args(args)
+            .current_dir(dir)
+            .env("QUICKBEAM_CACHE_DIR", dir.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("failed to start the quickbeam binary");
+        let lines = |r: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().unwrap()));
+        let stderr = lines(Box::new(child.stderr.take().unwrap()));
+        Watch { child, stdout, stderr, seen: Vec::new() }
+    }
+
+    /// The next line of stderr (`err`) or stdout that starts with `prefix`; fails the test
+    /// after a timeout.
+    fn expect(&mut self, err: bool, prefix: &str) -> String {
+        let deadline = Instant::now() + WATCH_TIMEOUT;
+        loop {
+            let rx = if err { &self.stderr } else { &self.stdout };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(format!("{}{line}", if err { "stderr: " } else { "stdout: " }));
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line starting with {prefix:?} in time; seen:\n{}", self.seen.join("\n"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("output ended before a line starting with {prefix:?}; seen:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// The next `reloaded in X ms: ...` line's counts: (functions, reused, patched, compiled).
+    fn reload(&mut self) -> (u64, u64, u64, u64) {
+        let line = self.expect(true, "reloaded in ");
+        counts_of(&line)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The counts of `... ms: N functions, R reused, P patched, C compiled`, checked for shape.
+fn counts_of(line: &str) -> (u64, u64, u64, u64) {
+    let (time, counts) = line.split_once(" ms: ").unwrap_or_else(|| panic!("{line}"));
+    let ms = time.rsplit(' ').next().unwrap();
+    assert!(ms.parse::<f64>().is_ok() && ms.split_once('.').is_some_and(|(_, d)| d.len() == 1), "{line}");
+    let n: Vec<u64> = counts.split(", ").map(|c| c.split(' ').next().unwrap().parse().unwrap()).collect();
+    let words: Vec<&str> = counts.split(", ").map(|c| c.split_once(' ').unwrap().1).collect();
+    assert_eq!(words, ["functions", "reused", "patched", "compiled"], "{line}");
+    assert_eq!(n[1] + n[2] + n[3], n[0], "{line}");
+    (n[0], n[1], n[2], n[3])
+}
+
+/// Prints the 4-byte string at `$pick()` (the data holds "one\ntwo\nsix\n" at 100).
+fn printer(pick: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "one\ntwo\nsix\n")
+  (func $pick (result i32) {pick})
+  (func (export "_start")
+    (i32.store (i32.const 0) (call $pick))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+#[test]
+fn watch_reloads_on_every_change() {
+    let dir = files(&[("app.wat", printer("i32.const 100").as_bytes())]);
+    let file = dir.path().join("app.wat");
+    let mut w = Watch::start(&["watch", "app.wat"], dir.path());
+    assert_eq!(w.expect(true, ""), "watching app.wat (Ctrl-C to stop)");
+    let first = w.expect(true, "loaded in ");
+    assert_eq!(counts_of(&first).0, 2);
+    assert_eq!(w.expect(false, ""), "one");
+
+    // Written in place: one constant of `$pick` changed; `_start` is reused.
+    std::fs::write(&file, printer("i32.const 104")).unwrap();
+    let (functions, reused, _, _) = w.reload();
+    assert_eq!((functions, reused), (2, 1));
+    assert_eq!(w.expect(false, ""), "two");
+
+    // Written elsewhere and renamed over the file, as editors do: `$pick` changed shape.
+    let tmp = dir.path().join(".app.wat.tmp");
+    std::fs::write(&tmp, printer("(i32.add (i32.const 100) (i32.const 8))")).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let (functions, reused, _, _) = w.reload();
+    assert_eq!((functions, reused), (2, 1));
+    assert_eq!(w.expect(false, ""), "six");
+
+    // An invalid module is reported and the watch goes on.
+    std::fs::write(&file, "(module (func (result i32) i64.const 1))").unwrap();
+    let err = w.expect(true, "error: ");
+    assert!(err.starts_with("error: failed to compile `app.wat`: "), "{err}");
+
+    // Back to the first version: all of it is still in the engine's cache.
+    std::fs::write(&file, printer("i32.const 100")).unwrap();
+    assert_eq!(w.reload(), (2, 2, 0, 0));
+    assert_eq!(w.expect(false, ""), "one");
+}
+
+#[test]
+fn watch_reports_traps_and_exit_statuses_and_ends_on_ctrl_c() {
+    let dir = files(&[("app.wat", exit_with("i32.const 0").as_bytes())]);
+    let file = dir.path().join("app.wat");
+    let mut w = Watch::start(&["watch", "app.wat"], dir.path());
+    w.expect(true, "loaded in ");
+
+    std::fs::write(&file, exit_with("i32.const 3")).unwrap();
+    w.reload();
+    assert_eq!(w.expect(true, "`app.wat`"), "`app.wat` exited with status 3");
+
+    std::fs::write(&file, exit_with("unreachable")).unwrap();
+    w.reload();
+    let err = w.expect(true, "error: ");
+    assert!(err.starts_with("error: failed to run `app.wat`: ") && err.contains("unreachable"), "{err}");
+
+    std::fs::write(&file, exit_with("i32.const 0")).unwrap();
+    w.reload();
+
+    // SAFETY: sends SIGINT to the child we started (it is still running: not waited for).
+    let rc = unsafe { libc::kill(w.child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + WATCH_TIMEOUT;
+    let status = loop {
+        if let Some(status) = w.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the watch did not end on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn watch_of_a_missing_file_is_an_error() {
+    let dir = files(&[]);
+    let o = quickbeam(&["watch", "missing.wat"], dir.path());
+    assert_eq!(stderr(&o), "error: failed to read `missing.wat`: No such file or directory (os error 2)\n");
+    assert_eq!(o.status.code(), Some(1));
+}
+
 #[test]
 fn unimplemented_commands_say_so() {
     let dir = files(&[]);
-    for args in [&["explain", "x.wasm"][..], &["watch", "x.wasm"]] {
+    for args in [&["explain", "x.wasm"][..]] {
         let o = quickbeam(args, dir.path());
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
