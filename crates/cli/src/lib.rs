@@ -9,12 +9,15 @@
 //!   `cache stats|clear`.
 //! - [`watch`]: run, and run again on every change of the file, with one engine (and
 //!   so a warm in-process cache) for the whole watch.
+//! - [`explain`]: Wasm, Microwasm and x86-64 of each function side by side, with its
+//!   stencil keys, constants (guards, sites) and relocations.
 //! - [`with_large_stack`]: runs Wasm on a thread whose stack is far larger than Wasm's
 //!   own limit, so that the engine's limit, not the host's, decides when a guest
 //!   exhausts its stack.
 
 pub mod cache;
 pub mod compile;
+pub mod explain;
 pub mod run;
 pub mod wast;
 pub mod watch;

@@ -3,8 +3,7 @@
 //!
 //! Exit statuses: the guest's own for `run`; 134 after a trap; 1 for errors (printed
 //! as one `error: ...` line, except that a trap adds its backtrace); 2 for usage
-//! errors and commands not implemented yet; 130 when `watch` ends with Ctrl-C; 101 if
-//! Quickbeam itself panicked.
+//! errors; 130 when `watch` ends with Ctrl-C; 101 if Quickbeam itself panicked.
 //!
 //! The compiled-code cache never fails a command: a cache directory that cannot be
 //! opened is one `warning: ...` line on stderr, and the command goes on without it.
@@ -136,13 +135,32 @@ enum ReportFormat {
     Json,
 }
 
-/// Show Wasm, Microwasm and x86-64 side by side, with stencil keys, constant sites,
-/// guards and relocations (not implemented yet).
+/// Show what Quickbeam made of each function: Wasm, Microwasm and x86-64 side by side
+///
+/// For each defined function (or only `--func`):
+///   - a header: index, name, type, exports; the exact key (hash of the raw body, the
+///     module context it can see and the engine's settings) and the shape key (the body
+///     with its constants and module indices abstracted) of the stencil cache;
+///   - three columns, one row group per Wasm operator: the operator (module byte offset
+///     and text), its Microwasm, and the x86-64 code generated for it (offset in the
+///     function and instruction; `; #k` marks where constant k was written, relocations
+///     show the slot and what it stands for, `trap:` marks instructions that may trap);
+///   - the constants: #k, value, guard (which values can be patched into the cached code:
+///     any, a range, or exactly this one) and sites (code offset and encoding);
+///   - the relocations: code offset, kind, slot, and what the slot stands for here.
+///
+/// Nothing is read from or written to the on-disk cache.
+///
+/// Examples:
+///   quickbeam explain app.wat
+///   quickbeam explain --func main app.wasm
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 struct ExplainArgs {
     /// The module: a `.wasm` binary or `.wat` text.
     file: PathBuf,
-    /// Only this function (index or name).
+    /// Only this function: its index (imports count), its name (`$name` or `name`) or
+    /// the name it is exported as.
     #[arg(long, value_name = "N|NAME")]
     func: Option<String>,
 }
@@ -197,8 +215,6 @@ enum CacheAction {
     Clear,
 }
 
-/// Status for commands that are not implemented yet.
-const EXIT_USAGE: u8 = 2;
 /// Status when Quickbeam itself panicked.
 const EXIT_PANIC: u8 = 101;
 
@@ -217,7 +233,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args, &choice),
         Command::Wast(args) => wast(args),
         Command::Compile(args) => compile(args, &choice),
-        Command::Explain(_) => not_implemented("explain"),
+        Command::Explain(args) => explain(args),
         Command::Watch(args) => watch(args, &choice),
         Command::Cache(args) => cache(args, cli.cache_dir),
     }
@@ -237,11 +253,6 @@ fn config(choice: &CacheChoice) -> quickbeam::Config {
 fn error(e: &anyhow::Error) -> ExitCode {
     eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
     ExitCode::FAILURE
-}
-
-fn not_implemented(command: &str) -> ExitCode {
-    eprintln!("error: `quickbeam {command}` is not implemented yet");
-    ExitCode::from(EXIT_USAGE)
 }
 
 fn internal_error(payload_msg: String) -> ExitCode {
@@ -297,6 +308,19 @@ fn compile(args: CompileArgs, choice: &CacheChoice) -> ExitCode {
                 Some(ReportFormat::Json) => println!("{}", quickbeam_cli::compile::report_json(&file, &report)),
                 None => println!("{}", quickbeam_cli::compile::report_human(&file, &report)),
             }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => error(&e),
+        Err(panic) => internal_error(panic),
+    }
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    match with_large_stack(|| quickbeam_cli::explain::explain(&args.file, args.func.as_deref())) {
+        Ok(Ok(text)) => {
+            use std::io::Write as _;
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => error(&e),

@@ -255,7 +255,7 @@ fn help_lists_every_command() {
     for cmd in ["run", "wast", "compile", "explain", "watch", "cache", "--cache-dir", "--no-cache"] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
-    for cmd in ["run", "wast", "compile", "watch", "cache"] {
+    for cmd in ["run", "wast", "compile", "explain", "watch", "cache"] {
         let o = quickbeam(&[cmd, "--help"], &workspace_root());
         assert_eq!(o.status.code(), Some(0), "{cmd} --help");
         assert!(!stdout(&o).contains("not implemented"), "{cmd} --help:\n{}", stdout(&o));
@@ -384,6 +384,83 @@ fn cache_stats_and_clear() {
     assert!(stdout(&o).starts_with(&format!("cleared {}: {entries} entries", cache.display())), "{}", stdout(&o));
     let o = quickbeam_with_cache(&["cache", "stats"], dir.path(), &cache);
     assert_eq!(stats(&o).1, 0);
+}
+
+// ---- explain ------------------------------------------------------------------------------
+
+const EXPLAIN_ME: &[u8] = br#"(module
+  (global $g (mut i32) (i32.const 0))
+  (memory 1)
+  (func $helper (param i32) (result i32) local.get 0 i32.const 7 i32.add)
+  (func $main (export "main") (result i32)
+    i32.const 35
+    call $helper
+    global.get $g
+    i32.add
+    i32.load offset=16))"#;
+
+#[test]
+fn explain_shows_wasm_microwasm_and_code_with_keys_constants_and_relocations() {
+    let dir = files(&[("m.wat", EXPLAIN_ME)]);
+    let o = quickbeam(&["explain", "--func", "main", "m.wat"], dir.path());
+    assert_eq!((stderr(&o).as_str(), o.status.code()), ("", Some(0)));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], ";; function 1 $main (func (result i32))", "{out}");
+    assert_eq!(lines[1], ";;   exported as \"main\"", "{out}");
+    let hex64 = |l: &str, prefix: &str| {
+        let key = l.strip_prefix(prefix).unwrap_or_else(|| panic!("{l:?} lacks {prefix:?}"));
+        assert!(key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()), "{l}");
+    };
+    hex64(lines[2], ";;   exact key  ");
+    hex64(lines[3], ";;   shape key  ");
+    assert!(lines[4].starts_with(";;   body at 0x"), "{out}");
+    assert!(out.contains(";; wasm") && out.contains("microwasm") && out.contains("x86-64"), "{out}");
+    // Each operator is on a row with its module offset, its Microwasm beside it.
+    let row = |wasm: &str, mw: &str| {
+        assert!(
+            lines.iter().any(|l| l.starts_with("0x") && l.contains(wasm) && l.contains(mw)),
+            "no row with {wasm:?} and {mw:?}:\n{out}"
+        )
+    };
+    row("i32.const 35", "const #0 i32:35");
+    row("call $helper", "call func0");
+    row("global.get $g", "global.get global0");
+    row("i32.load offset=16", "i32.load mem0 offset=16 #1");
+    assert!(lines.iter().any(|l| l.contains("call $helper") && l.contains("; call rel32 func0")), "{out}");
+    assert!(lines.iter().any(|l| l.contains("ret")), "{out}");
+    // Constants and relocations, with what each slot stands for.
+    assert!(out.contains(";; constants (#k  value  guard  sites):"), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with(";;   #0   i32 35 ")), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with(";;   #1   offset 16 (i32.load) ")), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("call rel32") && l.ends_with("= function 0 $helper (func (param i32) (result i32))")),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.contains("global offset") && l.ends_with("= global 0 (mut i32)")), "{out}");
+
+    // Every function by default; by index or `$name` the same as by export name.
+    let all = stdout(&quickbeam(&["explain", "m.wat"], dir.path()));
+    assert_eq!(all.matches(";; function ").count(), 2);
+    let by_index = stdout(&quickbeam(&["explain", "--func", "1", "m.wat"], dir.path()));
+    let by_name = stdout(&quickbeam(&["explain", "--func", "$main", "m.wat"], dir.path()));
+    assert_eq!((&by_index, &by_name), (&out, &out));
+}
+
+#[test]
+fn explain_errors_are_one_line() {
+    let dir = files(&[("m.wat", EXPLAIN_ME), ("bad.wat", b"(module (func (result i32) i64.const 1))")]);
+    let o = quickbeam(&["explain", "--func", "nope", "m.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to explain `m.wat`: there is no function named `nope`");
+    assert_eq!(o.status.code(), Some(1));
+    let o = quickbeam(&["explain", "--func", "9", "m.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to explain `m.wat`: there is no function 9");
+    let o = quickbeam(&["explain", "bad.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to explain `bad.wat`: failed to compile function 0");
+    let o = quickbeam(&["explain", "missing.wat"], dir.path());
+    assert_one_error_line(&o, "error: failed to read `missing.wat`");
 }
 
 // ---- watch ---------------------------------------------------------------------------------
@@ -567,14 +644,4 @@ fn watch_of_a_missing_file_is_an_error() {
     let o = quickbeam(&["watch", "missing.wat"], dir.path());
     assert_eq!(stderr(&o), "error: failed to read `missing.wat`: No such file or directory (os error 2)\n");
     assert_eq!(o.status.code(), Some(1));
-}
-
-#[test]
-fn unimplemented_commands_say_so() {
-    let dir = files(&[]);
-    for args in [&["explain", "x.wasm"][..]] {
-        let o = quickbeam(args, dir.path());
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&o).contains("not implemented yet"), "{args:?}: {}", stderr(&o));
-    }
 }
