@@ -23,12 +23,17 @@ pub fn fixtures_dir() -> PathBuf {
 /// Runs the WASI command in `wasm` (argv = `argv0` then `args`, empty stdin, no
 /// directories) on a thread with a large stack. `Err` for compile, link and trap errors.
 pub fn run_wasi_command(wasm: &[u8], argv0: &str, args: &[&str]) -> Result<ProgramOutput> {
-    quickbeam_cli::with_large_stack(|| run_on_this_thread(wasm, argv0, args))
+    run_wasi_command_in(&Engine::new(&Config::new())?, wasm, argv0, args)
+}
+
+/// [`run_wasi_command`] with the given engine (and so its cache).
+pub fn run_wasi_command_in(engine: &Engine, wasm: &[u8], argv0: &str, args: &[&str]) -> Result<ProgramOutput> {
+    quickbeam_cli::with_large_stack(|| run_on_this_thread(engine, wasm, argv0, args))
         .map_err(|panic| anyhow!("Quickbeam panicked: {panic}"))?
 }
 
-fn run_on_this_thread(wasm: &[u8], argv0: &str, args: &[&str]) -> Result<ProgramOutput> {
-    let engine = Engine::new(&Config::new())?;
+fn run_on_this_thread(engine: &Engine, wasm: &[u8], argv0: &str, args: &[&str]) -> Result<ProgramOutput> {
+    let engine = engine.clone();
     let module = Module::new(&engine, wasm).context("failed to compile")?;
     let (stdout, stderr) = (OutputBuffer::new(), OutputBuffer::new());
     let wasi =

@@ -49,7 +49,7 @@ fn stencil(rng: &mut Rng) -> Stencil {
                 2 => RelocKind::TableOffset(TableSlot(s)),
                 3 => RelocKind::MemoryOffset(MemorySlot(s)),
                 4 => RelocKind::GlobalOffset(GlobalSlot(s)),
-                5 => RelocKind::SigId(TypeSlot(s)),
+                5 => RelocKind::TypeIdOffset(TypeSlot(s)),
                 6 => RelocKind::FuncIndex(FuncSlot(s)),
                 7 => RelocKind::TableIndex(TableSlot(s)),
                 8 => RelocKind::MemoryIndex(MemorySlot(s)),

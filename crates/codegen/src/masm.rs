@@ -433,6 +433,11 @@ impl MacroAssembler {
         self.last32()
     }
 
+    /// `cmp dword [m], r32`.
+    pub fn cmp_mr32(&mut self, m: Mem, r: Gpr) {
+        with_mem_dst!(self.a, m, [cmp DWORD], [Rd(r)]);
+    }
+
     /// `lea r64, [m]`. Returns the disp32's offset.
     pub fn lea(&mut self, dst: Gpr, m: Mem) -> u32 {
         with_mem_src!(self.a, m, lea Rq(dst),);

@@ -280,12 +280,15 @@ impl CodeGen {
         self.spill_for_call(ty);
         self.elem_addr(r, t);
         self.masm.load(SCRATCH, Mem::base(r, 0), Width::B64, Ext::Unsigned, Size::S64);
-        self.release_gpr(r);
         self.masm.test_rr(Size::S64, SCRATCH, SCRATCH);
         let null = self.trap_label(TrapCode::IndirectCallToNull);
         self.masm.jcc(Cond::E, null);
-        let at = self.masm.cmp_mi32(Mem::base(SCRATCH, FUNCREF_SIG as i32), 0);
-        self.reloc(at, RelocKind::SigId(ts));
+        // The expected signature id comes from the VMContext, so that the code does not
+        // depend on the engine's numbering of signatures (I1).
+        let (_, disp) = self.masm.load(r, Mem::base(VMCTX, 0), Width::B32, Ext::Unsigned, Size::S32);
+        self.reloc(disp, RelocKind::TypeIdOffset(ts));
+        self.masm.cmp_mr32(Mem::base(SCRATCH, FUNCREF_SIG as i32), r);
+        self.release_gpr(r);
         let bad = self.trap_label(TrapCode::BadSignature);
         self.masm.jcc(Cond::Ne, bad);
         self.call_funcref(ty)

@@ -48,8 +48,9 @@ pub enum RelocKind {
     MemoryOffset(MemorySlot),
     /// The VMContext offset of a global's storage pointer.
     GlobalOffset(GlobalSlot),
-    /// The engine-wide signature id of a type (for `call_indirect` checks).
-    SigId(TypeSlot),
+    /// The VMContext offset of a type's engine-wide signature id (a `u32`, for
+    /// `call_indirect` checks).
+    TypeIdOffset(TypeSlot),
     /// Module indices passed to builtins as immediates.
     FuncIndex(FuncSlot),
     TableIndex(TableSlot),
@@ -120,8 +121,6 @@ pub struct TrapSite {
 /// What finalize needs from the module and engine.
 pub struct FinalizeContext<'a> {
     pub offsets: &'a VMOffsets,
-    /// Engine-wide signature id of each type index of the module.
-    pub sig_ids: &'a [u32],
     /// Offset of every *defined* function's code in the module's code image, by
     /// function index minus the number of imported functions.
     pub func_code_offsets: &'a [u32],
@@ -190,7 +189,7 @@ fn resolve(r: &Reloc, p: &FunctionParameters, cx: &FinalizeContext<'_>) -> Optio
         RelocKind::TableOffset(t) => cx.offsets.table(get(&p.tables, t.index())?),
         RelocKind::MemoryOffset(m) => cx.offsets.memory(get(&p.memories, m.index())?),
         RelocKind::GlobalOffset(g) => cx.offsets.global(get(&p.globals, g.index())?),
-        RelocKind::SigId(t) => *cx.sig_ids.get(get(&p.types, t.index())? as usize)?,
+        RelocKind::TypeIdOffset(t) => cx.offsets.type_id(get(&p.types, t.index())?),
         RelocKind::FuncIndex(f) => get(&p.funcs, f.index())?,
         RelocKind::TableIndex(t) => get(&p.tables, t.index())?,
         RelocKind::MemoryIndex(m) => get(&p.memories, m.index())?,

@@ -38,7 +38,6 @@ fn constant_operand_is_a_site() {
     let offsets = VMOffsets { num_funcs: 0, num_tables: 0, num_memories: 0, num_globals: 0 };
     let cx = quickbeam_codegen::FinalizeContext {
         offsets: &offsets,
-        sig_ids: &[],
         func_code_offsets: &[],
         num_imported_funcs: 0,
         this_offset: 0,

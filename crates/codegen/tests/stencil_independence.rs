@@ -70,7 +70,6 @@ fn finalize_f(c: &Compiled) -> Vec<u8> {
     let func = &c.funcs[c.f];
     let cx = FinalizeContext {
         offsets: &offsets,
-        sig_ids: &sig_ids,
         func_code_offsets: &code_offsets,
         num_imported_funcs: c.env.num_imported_funcs,
         this_offset: code_offsets[c.f],

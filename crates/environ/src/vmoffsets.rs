@@ -11,6 +11,7 @@
 //!              tables[num_tables]:        *mut VMTableDefinition { base: *mut u64, length: u64 }
 //!              memories[num_memories]:    *mut VMMemoryDefinition { base: *mut u8, length: u64 }
 //!              globals[num_globals]:      *mut VMGlobal (16 bytes; the value in the low 8)
+//!              type_ids[num_types]:       u32, the engine-wide signature id of each type
 //! ```
 //! Every function, imported or defined, has a `VMFuncRef` in its instance's VMContext;
 //! an imported one's is copied from the exporter. Tables hold pointers to `VMFuncRef`s
@@ -47,6 +48,7 @@ pub struct VMOffsets {
     pub num_tables: u32,
     pub num_memories: u32,
     pub num_globals: u32,
+    pub num_types: u32,
 }
 
 impl VMOffsets {
@@ -56,6 +58,7 @@ impl VMOffsets {
             num_tables: m.tables.len() as u32,
             num_memories: m.memories.len() as u32,
             num_globals: m.globals.len() as u32,
+            num_types: m.types.len() as u32,
         }
     }
 
@@ -87,9 +90,19 @@ impl VMOffsets {
         self.globals_start() + index * 8
     }
 
+    pub fn type_ids_start(&self) -> u32 {
+        self.globals_start() + self.num_globals * 8
+    }
+
+    /// The offset of type `index`'s signature id (`call_indirect` compares a callee's
+    /// `VMFuncRef::sig` with it).
+    pub fn type_id(&self, index: u32) -> u32 {
+        self.type_ids_start() + index * 4
+    }
+
     /// The VMContext's size in bytes.
     pub fn size(&self) -> u32 {
-        self.globals_start() + self.num_globals * 8
+        self.type_ids_start() + self.num_types * 4
     }
 }
 

@@ -336,8 +336,8 @@ fn keys_are_stable_across_processes() {
     let shape = k["f"].fp.shape.to_string();
     let exact = k["f"].exact.to_string();
     let pinned = (
-        "d1a684bfa5251bd168df312a54221eb6382ac4bcd443352f7d8bd6565fa4da45",
-        "d5439da6ac494bfbb911fb6615d86e862607ea659d2f5fdb5ee63ca8b4685c5b",
+        "ff34e369a2bbac4f5156b833699d6e0b2b79aa7d2ece324103c3411fa177f819",
+        "6c6da18cb1a425efaede96ce08c70e49cb878edab7620b9ca152be55741986b1",
     );
     if (shape.as_str(), exact.as_str()) != pinned {
         panic!("keys changed: shape {shape}, exact {exact}");

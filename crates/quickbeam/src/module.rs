@@ -219,7 +219,6 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         let index = env.num_imported_funcs + d as u32;
         let cx = FinalizeContext {
             offsets: &offsets,
-            sig_ids: &sig_ids,
             func_code_offsets: &func_offsets,
             num_imported_funcs: env.num_imported_funcs,
             this_offset: off,

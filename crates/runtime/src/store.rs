@@ -478,6 +478,9 @@ impl VMStore {
         for (i, g) in globals.iter().enumerate() {
             vmctx.set_global(i as u32, *g);
         }
+        for (i, &sig) in module.sig_ids.iter().enumerate() {
+            vmctx.set_type_id(i as u32, sig);
+        }
 
         let instance = Owned::new(Instance {
             vmctx,

@@ -165,6 +165,11 @@ impl VMContextAlloc {
         self.write(self.offsets.global(index), g);
     }
 
+    pub fn set_type_id(&mut self, index: u32, sig: u32) {
+        assert!(index < self.offsets.num_types);
+        self.write(self.offsets.type_id(index), sig);
+    }
+
     /// If `ptr` is the address of one of this VMContext's `VMFuncRef` slots, its
     /// function index.
     pub fn funcref_index_of(&self, ptr: usize) -> Option<u32> {

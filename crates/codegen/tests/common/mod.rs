@@ -142,7 +142,7 @@ impl Jit {
         let tramp = a.finalize().unwrap();
         buf[..tramp.len()].copy_from_slice(&tramp);
         for (i, f) in funcs.iter().enumerate() {
-            let cx = FinalizeContext { offsets: &vmo, sig_ids: &sig_ids, func_code_offsets: &offsets, num_imported_funcs: 0, this_offset: offsets[i] };
+            let cx = FinalizeContext { offsets: &vmo, func_code_offsets: &offsets, num_imported_funcs: 0, this_offset: offsets[i] };
             let o = offsets[i] as usize;
             finalize(&f.stencil, &f.params, &f.consts, &cx, &mut buf[o..o + f.stencil.code.len()]).map_err(|e| e.to_string())?;
         }
@@ -154,6 +154,12 @@ impl Jit {
             vmctx[f] = buf.ptr(dynasmrt::AssemblyOffset(offsets[i] as usize)) as u64;
             vmctx[f + 1] = vptr;
             vmctx[f + 2] = sig_ids[env.functions[i] as usize] as u64;
+        }
+        for (t, &sig) in sig_ids.iter().enumerate() {
+            let at = vmo.type_id(t as u32) as usize;
+            let word = &mut vmctx[at / 8];
+            let shift = (at % 8) * 8;
+            *word = (*word & !(0xffff_ffffu64 << shift)) | (u64::from(sig) << shift);
         }
         vmctx[2] = builtins().as_ptr() as u64;
         // Memory: capacity for 64 pages more than the minimum, plus slack for the tail.
