@@ -35,7 +35,7 @@ fn constant_operand_is_a_site() {
     assert_eq!(s.const_sites.len(), 1);
     let at = s.const_sites[0].offset as usize;
     assert_eq!(&s.code[at..at + 4], &[0; 4], "a stencil holds no constant values");
-    let offsets = VMOffsets { num_funcs: 0, num_tables: 0, num_memories: 0, num_globals: 0 };
+    let offsets = VMOffsets { num_funcs: 0, num_tables: 0, num_memories: 0, num_globals: 0, num_types: 0 };
     let cx = quickbeam_codegen::FinalizeContext {
         offsets: &offsets,
         func_code_offsets: &[],

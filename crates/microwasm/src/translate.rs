@@ -205,7 +205,6 @@ impl<V: Visitor> FuncTranslator<'_, V> {
             let ty: wasmparser::ValType = reader.read()?;
             validator.define_locals(offset, count, ty)?;
             let ty = ValType::from_wasmparser(ty).map_err(|u| CompileError::Unsupported(u.0))?;
-            self.sink.set_srcloc(self.rel(offset));
             for _ in 0..count {
                 self.sink.visit_zero(ty)?;
             }

@@ -7,6 +7,7 @@ use quickbeam_environ::key::module_context_hash;
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
 use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -174,23 +175,24 @@ const PARALLEL_THRESHOLD: usize = 64 << 10;
 /// is enough code; the result is in function order and independent of the thread count
 /// and of the cache (invariants I4, I1), and an error is the one of the lowest function
 /// index.
-fn compile_functions(engine: &Engine, env: &ModuleEnv, inputs: Vec<FunctionInput<'_>>) -> Result<Vec<(Lookup, u32)>> {
+fn compile_functions(engine: &Engine, env: &ModuleEnv, inputs: Vec<FunctionInput<'_>>) -> Result<Vec<(Lookup, Range<u32>)>> {
     let cache = engine.inner.stencils.as_ref();
     let ctx = module_context_hash(env);
     let one = |w: &mut Workers, input: FunctionInput<'_>| {
-        let body_offset = input.body.range().start as u32;
+        let r = input.body.range();
+        let body = r.start as u32..r.end as u32;
         let found = match cache {
             Some(cache) => cache.lookup(engine, &ctx, env, input, w)?,
             None => StencilCache::compile_uncached(env, input, w)?,
         };
-        Ok((found, body_offset))
+        Ok((found, body))
     };
     let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
     if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
         let mut w = Workers::default();
         inputs.into_iter().map(|input| one(&mut w, input)).collect()
     } else {
-        let results: Vec<Result<(Lookup, u32)>> =
+        let results: Vec<Result<(Lookup, Range<u32>)>> =
             inputs.into_par_iter().map_init(Workers::default, |w, input| one(w, input)).collect();
         results.into_iter().collect()
     }
@@ -212,9 +214,13 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let mut image = vec![0xccu8; size];
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
-    let mut info = CodeInfo { functions: Vec::with_capacity(funcs.len()), func_names: env.func_names.clone() };
+    let mut info = CodeInfo {
+        functions: Vec::with_capacity(funcs.len()),
+        func_names: env.func_names.clone(),
+        wasm: wasm.into(),
+    };
     let mut report = CompileReport { functions: funcs.len(), bytes: wasm.len(), ..CompileReport::default() };
-    for (d, ((found, body_offset), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
+    for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
         let f = &found.ready;
         let index = env.num_imported_funcs + d as u32;
         let cx = FinalizeContext {
@@ -240,7 +246,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             func_index: index,
             start: off,
             len: len as u32,
-            body_offset: *body_offset,
+            body_offset: body.start,
+            body_len: body.end - body.start,
             trap_sites: f.stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect(),
             srclocs: f.stencil.srclocs.clone(),
         });

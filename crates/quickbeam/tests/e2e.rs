@@ -29,6 +29,23 @@ fn add() {
     assert_eq!(r[0], Val::I32(-2));
 }
 
+/// A trap's frame names the byte offset of the trapping operator, also after local
+/// declarations and constants of several LEB128 lengths.
+#[test]
+fn a_trap_names_the_offset_of_its_operator() {
+    let wat = r#"(module
+        (func $f (export "run") (local i32 i64) (local f32)
+            i32.const 100000 local.set 0 i64.const 1 local.set 1 nop unreachable))"#;
+    let wasm = wat::parse_str(wat).unwrap();
+    // The `unreachable` opcode (0x00) right after `nop` (0x01) at the end of the body.
+    let at = wasm.windows(3).rposition(|w| w == [0x01, 0x00, 0x0b]).unwrap() as u32 + 1;
+    let (mut store, instance) = instantiate(wat);
+    let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
+    let e = run.call(&mut store, ()).unwrap_err();
+    let trap = e.downcast_ref::<Trap>().unwrap();
+    assert_eq!(trap.backtrace[0].module_offset, Some(at), "{trap}");
+}
+
 #[test]
 fn unreachable_traps_with_backtrace() {
     let (mut store, instance) = instantiate(

@@ -21,11 +21,14 @@ pub struct FunctionInfo {
     /// Offset of its code in the module's image.
     pub start: u32,
     pub len: u32,
-    /// Module byte offset of its body (srclocs are relative to it).
+    /// Module byte offset of its body (locals and operators, after the size).
     pub body_offset: u32,
+    /// Length of its body in bytes.
+    pub body_len: u32,
     /// `(code offset within the function, trap code)`, sorted by offset.
     pub trap_sites: Vec<(u32, TrapCode)>,
-    /// `(code offset within the function, body-relative Wasm offset)`, sorted.
+    /// `(code offset within the function, operator ordinal)`, sorted by code offset:
+    /// the Wasm operator (0 = the body's first) whose code starts there.
     pub srclocs: Vec<(u32, u32)>,
 }
 
@@ -36,6 +39,9 @@ pub struct CodeInfo {
     pub functions: Vec<FunctionInfo>,
     /// Function names (name section).
     pub func_names: HashMap<u32, String>,
+    /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
+    /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
+    pub wasm: Arc<[u8]>,
 }
 
 /// A Wasm frame, as a pc maps to it.
@@ -67,7 +73,10 @@ impl CodeInfo {
         let f = self.function_at(offset)?;
         let rel = offset - f.start;
         let i = f.srclocs.partition_point(|s| s.0 <= rel);
-        let module_offset = i.checked_sub(1).map(|i| f.body_offset + f.srclocs[i].1);
+        let module_offset = i.checked_sub(1).and_then(|i| {
+            let body = self.wasm.get(f.body_offset as usize..(f.body_offset + f.body_len) as usize)?;
+            Some(f.body_offset + quickbeam_environ::operator_offset(body, f.srclocs[i].1)?)
+        });
         Some(FrameInfo {
             func_index: f.func_index,
             func_name: self.func_names.get(&f.func_index).cloned(),
@@ -230,12 +239,24 @@ mod tests {
                     start: 0,
                     len: 16,
                     body_offset: 100,
+                    body_len: 6,
                     trap_sites: vec![(4, TrapCode::UnreachableCodeReached)],
-                    srclocs: vec![(0, 1), (4, 7)],
+                    srclocs: vec![(0, 1), (4, 2)],
                 },
-                FunctionInfo { func_index: 4, start: 16, len: 8, body_offset: 200, trap_sites: vec![], srclocs: vec![] },
+                FunctionInfo {
+                    func_index: 4,
+                    start: 16,
+                    len: 8,
+                    body_offset: 200,
+                    body_len: 2,
+                    trap_sites: vec![],
+                    srclocs: vec![],
+                },
             ],
             func_names: [(3, "f".to_string())].into_iter().collect(),
+            // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
+            // (104), `end` (105).
+            wasm: [&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat().into(),
         };
         let code = CodeMemory::new(&[0xcc; 24], info).unwrap();
         let base = code.base() as usize;
@@ -243,7 +264,7 @@ mod tests {
         assert_eq!(trap_code_for_pc(base + 5), Some(None));
         assert_eq!(trap_code_for_pc(base + 24), None);
         let f = frame_for_pc(base + 6).unwrap();
-        assert_eq!((f.func_index, f.func_name.as_deref(), f.module_offset), (3, Some("f"), Some(107)));
+        assert_eq!((f.func_index, f.func_name.as_deref(), f.module_offset), (3, Some("f"), Some(104)));
         let g = frame_for_pc(base + 17).unwrap();
         assert_eq!((g.func_index, g.module_offset), (4, None));
         assert_eq!(code.bytes(), &[0xcc; 24]);

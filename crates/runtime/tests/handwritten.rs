@@ -56,11 +56,13 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
             start,
             len: f.bytes.len() as u32,
             body_offset: input.body.range().start as u32,
+            body_len: input.body.as_bytes().len() as u32,
             trap_sites: f.traps.clone(),
             srclocs: f.srclocs.clone(),
         });
     }
     info.func_names = env.func_names.clone();
+    info.wasm = wasm.to_vec().into();
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     drop(inputs);
