@@ -79,7 +79,7 @@ pub fn explain_wasm(wasm: &[u8], func: Option<&str>) -> Result<String> {
     }
     let text = finalized_text(wasm, &compiled);
 
-    let engine_fp = EngineFingerprint::new(format!("features={features:?}").as_bytes());
+    let engine_fp = EngineFingerprint(quickbeam::Engine::new(&quickbeam::Config::new())?.cache_fingerprint());
     let module_ctx = module_context_hash(&env);
     let printed = print_operators(wasm);
     let mut fingerprinter = Fingerprinter::new();

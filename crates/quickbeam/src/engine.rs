@@ -165,6 +165,13 @@ impl Engine {
         })
     }
 
+    /// A hash of the compiler's version and of every setting of this engine that
+    /// changes generated code: part of every stencil key, so code compiled by another
+    /// version or with other settings is never served from a cache.
+    pub fn cache_fingerprint(&self) -> [u8; 32] {
+        self.inner.fingerprint.0
+    }
+
     pub(crate) fn same(&self, other: &Engine) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
