@@ -312,6 +312,12 @@ impl FunctionView<'_> {
         wasm_cells[0].push("(prologue)".to_string());
         let locals = self.locals_text();
         let body_start = self.body.range().start;
+        // Local declarations are not operators: their zeroing is part of the prologue.
+        let mut decls: Vec<_> = locals.iter().collect();
+        decls.sort();
+        for (&rel, text) in decls {
+            wasm_cells[0].push(format!("{:#06x}  {text}", body_start + u64::from(rel)));
+        }
         for (g, &(rel, first_op)) in marks.iter().enumerate() {
             let abs = body_start + u64::from(rel);
             let text = locals.get(&rel).cloned().unwrap_or_else(|| self.operator_text(abs));
