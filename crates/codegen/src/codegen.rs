@@ -705,6 +705,26 @@ impl CodeGen {
         }
     }
 
+    /// Writes an i64 constant that an imm32 operand cannot hold (`bits` outside
+    /// `i32::MIN..=i32::MAX`) into `r`, in the encoding `const_to_gpr` picks for it: a
+    /// zero-extending imm32 for `2^31..2^32`, an imm64 otherwise. The guard keeps a body
+    /// constant in that encoding and out of imm32 range, where the operator would take its
+    /// imm32 form (I2).
+    pub(crate) fn wide_const_to_gpr(&mut self, r: Gpr, bits: u64, k: Option<ConstIdx>) {
+        const U32: Guard = Guard::Range { lo: i32::MAX as i64 + 1, hi: u32::MAX as i64 };
+        const ABOVE_U32: Guard = Guard::Range { lo: u32::MAX as i64 + 1, hi: i64::MAX };
+        const BELOW_I32: Guard = Guard::Range { lo: i64::MIN, hi: i32::MIN as i64 - 1 };
+        debug_assert!(bits as i64 != bits as i64 as i32 as i64, "an imm32 holds {bits:#x}");
+        let v = bits as i64;
+        if U32.accepts(bits) {
+            let at = self.masm.mov_ri32(r, bits as u32);
+            self.site(k, at, SiteEncoding::Imm32, U32);
+        } else {
+            let at = self.masm.mov_ri64(r, bits);
+            self.site(k, at, SiteEncoding::Imm64, if v < 0 { BELOW_I32 } else { ABOVE_U32 });
+        }
+    }
+
     /// A register holding the operand that the operator may overwrite (owned).
     pub(crate) fn into_owned_gpr(&mut self, p: Popped) -> Result<Gpr, CompileError> {
         Ok(match p.op {

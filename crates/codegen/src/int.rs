@@ -53,9 +53,8 @@ impl CodeGen {
                 self.site(k, at, SiteEncoding::Imm32, imm32_guard(size));
             }
             Opnd::Const { bits, k } => {
-                // Too wide for imm32: the value chose this encoding, so it is pinned (I2).
-                self.pin_exact(k, bits);
-                self.const_to_gpr(rhs.ty, SCRATCH, bits, None);
+                // Too wide for imm32: through r11, guarded out of imm32 range (I2).
+                self.wide_const_to_gpr(SCRATCH, bits, k);
                 self.masm.alu_rr(op, size, dst, SCRATCH);
             }
             Opnd::Gpr(r) => {
@@ -87,8 +86,7 @@ impl CodeGen {
                 self.site(k, at, SiteEncoding::Imm32, imm32_guard(size));
             }
             Opnd::Const { bits, k } => {
-                self.pin_exact(k, bits);
-                self.const_to_gpr(rhs.ty, SCRATCH, bits, None);
+                self.wide_const_to_gpr(SCRATCH, bits, k);
                 self.masm.imul_rr(size, dst, SCRATCH);
             }
             Opnd::Gpr(r) => {
@@ -136,9 +134,7 @@ impl CodeGen {
         if let Loc::Const { bits, k } = self.peek(0)?.loc {
             // The count shapes the instruction: the constant is pinned.
             self.pop()?;
-            if let Some(k) = k {
-                self.pin(k, Guard::Exact(bits));
-            }
+            self.pin_exact(k, bits);
             let lhs = self.pop()?;
             let dst = self.into_owned_gpr(lhs)?;
             let mask = if size == Size::S32 { 31 } else { 63 };

@@ -79,11 +79,16 @@ impl CodeGen {
                 let guard = if size == Size::S32 { Guard::Any } else { Guard::Range { lo: i32::MIN as i64, hi: i32::MAX as i64 } };
                 self.site(k, imm, SiteEncoding::Imm32, guard);
             }
+            Opnd::Const { bits, k } if width == Width::B64 => {
+                // Too wide for the imm32 form, which a fitting value would take: through a
+                // register, guarded out of imm32 range (I2).
+                let vr = self.alloc_gpr()?;
+                self.wide_const_to_gpr(vr, bits, k);
+                let (at, disp) = self.masm.store(addr.mem, vr, width);
+                self.access_sites(addr, at, disp);
+                self.release_gpr(vr);
+            }
             _ => {
-                if let (Opnd::Const { bits, k }, Width::B64) = (v.op, width) {
-                    // Too wide for the imm32 form, which a fitting value would take (I2).
-                    self.pin_exact(k, bits);
-                }
                 let vr = self.as_gpr(v)?;
                 let (at, disp) = self.masm.store(addr.mem, vr, width);
                 self.access_sites(addr, at, disp);

@@ -1293,3 +1293,45 @@ fn every_use_of_a_constant_patches_at_every_edge() {
     assert!(stats.consts > 150 && stats.range > 0 && stats.exact > 0, "the zoo has its constants: {stats:?}");
     assert!(stats.accepted > 5000 && stats.rejected > 1000, "both outcomes are exercised: {stats:?}");
 }
+
+// ---- regressions -----------------------------------------------------------------------------------
+
+/// i64 immediates too wide for imm32 in ALU operations, multiplications, compares and
+/// stores: on each side of the imm32 range, and between 2^31 and 2^32 (a zero-extending
+/// `mov r32, imm32`).
+const WIDE_I64: &str = r#"
+(module
+  (memory 1)
+  (func (param $x i64) (param $a i32) (result i64)
+    local.get $x i64.const 0x8000_0000 i64.add
+    i64.const 0xffff_ffff i64.mul
+    i64.const 0x1_0000_0000 i64.and
+    i64.const -0x8000_0001 i64.xor
+    i64.const 0x7fff_ffff_ffff_ffff i64.sub
+    local.get $x i64.const -0x8000_0000_0000_0000 i64.lt_s i64.extend_i32_u i64.add
+    local.get $a i64.const 0x8000_0000 i64.store
+    local.get $a i64.const 0x1234_5678_9abc i64.store offset=8
+    local.get $a i64.const -0x1_0000_0000 i64.store offset=0x80000000))
+"#;
+
+/// Wide i64 immediates used to be pinned by `Exact` guards (the value picked the register
+/// form over the imm32 one); the register form's constant now goes through a site, and
+/// the guard only keeps it out of imm32 range, on its side, in its encoding.
+#[test]
+fn wide_i64_immediates_patch_within_their_range() {
+    let bytes = wat::parse_str(WIDE_I64).unwrap();
+    let m = Module::parse("wide", &bytes).unwrap();
+    let f = &m.funcs[0];
+    let compiled = f.compile(&mut FunctionCompiler::new(), &m.env, f.body).unwrap();
+    let u32_range = Guard::Range { lo: 1 << 31, hi: u32::MAX as i64 };
+    let above = Guard::Range { lo: 1 << 32, hi: i64::MAX };
+    let below = Guard::Range { lo: i64::MIN, hi: i32::MIN as i64 - 1 };
+    let offsets = Guard::Range { lo: 0, hi: i32::MAX as i64 };
+    let big_offset = Guard::Range { lo: 1 << 31, hi: u32::MAX as i64 };
+    assert_eq!(
+        compiled.stencil.guards,
+        [u32_range, u32_range, above, below, above, below, u32_range, offsets, above, offsets, below, big_offset]
+    );
+    let stats = check_every_edge("wide", WIDE_I64);
+    assert!(stats.accepted > 100 && stats.rejected > 100, "both outcomes are exercised: {stats:?}");
+}
