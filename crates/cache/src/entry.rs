@@ -5,13 +5,16 @@
 //!   each with its own guards and the constants it was compiled with; a lookup takes the
 //!   first whose guards accept the body's constants;
 //! - under an **exact key**: an [`ExactRecord`], the shape key and what finalize applies
-//!   (parameters, constants), so that an unchanged body needs no decoding at all.
+//!   (parameters, constants), so that an unchanged body needs no decoding at all;
+//! - under a **module key**: a [`ModuleRecord`], the [`ExactRecord`]s of all of a
+//!   module's functions in one entry.
 //!
 //! ```text
-//!  payload   = magic:u8 ('V' or 'X')  version:u8  body
+//!  payload   = magic:u8 ('V', 'X' or 'M')  version:u8  body
 //!  Variants  = n:leb  (stencil consts){n}     consts = list of leb u64
 //!  stencil   = code:bytes  relocs  const_sites  guards  trap_sites  srclocs
 //!  ExactRecord = shape[32]  params (7 × list of leb)  consts
+//!  ModuleRecord = n:leb  ExactRecord{n}
 //! ```
 //! Integers are unsigned LEB128 (`leb`), signed ones zigzag-encoded first; code offsets
 //! in sorted lists are deltas from the previous one (wrapping, so any list round-trips).
@@ -32,6 +35,7 @@ pub const MAX_VARIANTS: usize = 4;
 
 const MAGIC_VARIANTS: u8 = b'V';
 const MAGIC_EXACT: u8 = b'X';
+const MAGIC_MODULE: u8 = b'M';
 
 /// One stencil of a shape and the constants it was compiled with (so that a hit can
 /// tell a reuse, same constants, from a patch).
@@ -123,15 +127,7 @@ impl ExactRecord {
         let mut w = Writer::with_capacity(64 + 2 * self.consts.len());
         w.u8(MAGIC_EXACT);
         w.u8(ENTRY_FORMAT);
-        w.bytes_fixed(&self.shape.0);
-        let p = &self.params;
-        for list in [&p.funcs, &p.globals, &p.tables, &p.types, &p.memories, &p.datas, &p.elems] {
-            w.leb(list.len() as u64);
-            for &i in list {
-                w.leb(i as u64);
-            }
-        }
-        encode_consts(&mut w, &self.consts);
+        encode_record(&mut w, self);
         w.0
     }
 
@@ -141,21 +137,75 @@ impl ExactRecord {
         if r.u8()? != MAGIC_EXACT || r.u8()? != ENTRY_FORMAT {
             return None;
         }
-        let shape = StencilKey(r.array::<32>()?);
-        let mut lists: [Vec<u32>; 7] = Default::default();
-        for list in &mut lists {
-            let n = r.count()?;
-            list.reserve_exact(n);
-            for _ in 0..n {
-                list.push(r.u32()?);
-            }
-        }
-        let [funcs, globals, tables, types, memories, datas, elems] = lists;
-        let params = FunctionParameters { funcs, globals, tables, types, memories, datas, elems };
-        let consts = decode_consts(&mut r)?;
+        let record = decode_record(&mut r)?;
         r.finish()?;
-        Some(ExactRecord { shape, params, consts })
+        Some(record)
     }
+}
+
+/// What a whole module's key maps to: an [`ExactRecord`] per defined function, in
+/// function order. One entry instead of one per function keeps a cold compile from
+/// creating thousands of files; a module that changed misses it and its functions are
+/// found by shape key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModuleRecord {
+    pub functions: Vec<ExactRecord>,
+}
+
+impl ModuleRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(16 + 64 * self.functions.len());
+        w.u8(MAGIC_MODULE);
+        w.u8(ENTRY_FORMAT);
+        w.leb(self.functions.len() as u64);
+        for f in &self.functions {
+            encode_record(&mut w, f);
+        }
+        w.0
+    }
+
+    /// `None` if `bytes` are not a well-formed [`ModuleRecord`] payload of this version.
+    pub fn decode(bytes: &[u8]) -> Option<ModuleRecord> {
+        let mut r = Reader::new(bytes);
+        if r.u8()? != MAGIC_MODULE || r.u8()? != ENTRY_FORMAT {
+            return None;
+        }
+        let n = r.count()?;
+        let mut functions = Vec::with_capacity(n);
+        for _ in 0..n {
+            functions.push(decode_record(&mut r)?);
+        }
+        r.finish()?;
+        Some(ModuleRecord { functions })
+    }
+}
+
+fn encode_record(w: &mut Writer, rec: &ExactRecord) {
+    w.bytes_fixed(&rec.shape.0);
+    let p = &rec.params;
+    for list in [&p.funcs, &p.globals, &p.tables, &p.types, &p.memories, &p.datas, &p.elems] {
+        w.leb(list.len() as u64);
+        for &i in list {
+            w.leb(i as u64);
+        }
+    }
+    encode_consts(w, &rec.consts);
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Option<ExactRecord> {
+    let shape = StencilKey(r.array::<32>()?);
+    let mut lists: [Vec<u32>; 7] = Default::default();
+    for list in &mut lists {
+        let n = r.count()?;
+        list.reserve_exact(n);
+        for _ in 0..n {
+            list.push(r.u32()?);
+        }
+    }
+    let [funcs, globals, tables, types, memories, datas, elems] = lists;
+    let params = FunctionParameters { funcs, globals, tables, types, memories, datas, elems };
+    let consts = decode_consts(r)?;
+    Some(ExactRecord { shape, params, consts })
 }
 
 fn encode_consts(w: &mut Writer, consts: &[u64]) {

@@ -19,7 +19,7 @@ pub mod entry;
 pub mod memory;
 
 pub use disk::DiskStore;
-pub use entry::{ExactRecord, Variant, Variants, MAX_VARIANTS};
+pub use entry::{ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
 pub use memory::MemoryStore;
 
 /// A key-value store of cache entries. Thread-safe; errors are misses.

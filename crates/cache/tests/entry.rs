@@ -1,7 +1,7 @@
 //! The entry format: round trips of generated and real stencils and exact records; no
 //! panic and no success on damaged input.
 
-use quickbeam_cache::entry::{ExactRecord, Variant, Variants, MAX_VARIANTS};
+use quickbeam_cache::entry::{ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
 use quickbeam_codegen::{ConstSite, FunctionCompiler, Guard, Reloc, RelocKind, SiteEncoding, Stencil, TrapSite};
 use quickbeam_environ::*;
 
@@ -112,6 +112,10 @@ fn generated_entries_round_trip() {
         assert_eq!(Variants::decode(&v.encode()), Some(v));
         let r = record(&mut rng);
         assert_eq!(ExactRecord::decode(&r.encode()), Some(r));
+        let m = ModuleRecord { functions: (0..rng.below(5)).map(|_| record(&mut rng)).collect() };
+        let bytes = m.encode();
+        assert_eq!(ModuleRecord::decode(&bytes), Some(m));
+        assert_eq!(ModuleRecord::decode(&bytes[..bytes.len() - 1]), None);
     }
 }
 

@@ -190,6 +190,18 @@ pub fn exact_key(engine: &[u8; 32], module_ctx: &[u8; 32], func_type: &FuncType,
     StencilKey(h.finalize().into())
 }
 
+/// The key of a whole module's record (the shape, parameters and constants of each of
+/// its functions, in the persistent cache): a hash of
+/// the engine and the module's bytes. Runs at hashing speed.
+pub fn module_key(engine: &[u8; 32], wasm: &[u8]) -> StencilKey {
+    let mut h = Sha256::new();
+    h.update(b"qb-module-record-v1\0");
+    h.update(engine);
+    h.update((wasm.len() as u64).to_le_bytes());
+    h.update(wasm);
+    StencilKey(h.finalize().into())
+}
+
 /// A hash of everything of `env` that a body's raw bytes can refer to: all types, every
 /// function's type index and whether it is imported, the globals' types, the tables'
 /// element types, the memories' index type and sharing, the number of data segments

@@ -172,6 +172,17 @@ impl Engine {
         self.inner.fingerprint.0
     }
 
+    /// Waits until everything this engine has compiled so far is in its persistent
+    /// cache store ([`Config::cache_store`]). Entries are written on a background thread
+    /// so that file-system latency stays out of [`Module::new`](crate::Module::new);
+    /// dropping the engine (with its last module) waits for them as well. Without a
+    /// store, returns at once.
+    pub fn flush_cache(&self) {
+        if let Some(c) = &self.inner.stencils {
+            c.flush();
+        }
+    }
+
     pub(crate) fn same(&self, other: &Engine) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }

@@ -3,7 +3,8 @@
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, CompiledFunction, FinalizeContext};
 use crate::stencil_cache::{Lookup, Source, StencilCache, Workers};
-use quickbeam_environ::key::module_context_hash;
+use quickbeam_cache::ModuleRecord;
+use quickbeam_environ::key::{module_context_hash, module_key};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
 use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo};
@@ -175,33 +176,52 @@ const PARALLEL_THRESHOLD: usize = 64 << 10;
 /// is enough code; the result is in function order and independent of the thread count
 /// and of the cache (invariants I4, I1), and an error is the one of the lowest function
 /// index.
-fn compile_functions(engine: &Engine, env: &ModuleEnv, inputs: Vec<FunctionInput<'_>>) -> Result<Vec<(Lookup, Range<u32>)>> {
+fn compile_functions(
+    engine: &Engine,
+    wasm: &[u8],
+    env: &ModuleEnv,
+    inputs: Vec<FunctionInput<'_>>,
+) -> Result<Vec<(Lookup, Range<u32>)>> {
     let cache = engine.inner.stencils.as_ref();
     let ctx = module_context_hash(env);
+    // The module's record in the persistent store, if this very module was compiled
+    // before (with a record per function, in order).
+    let key = cache.filter(|c| c.has_store()).map(|_| module_key(engine.inner.fingerprint.as_bytes(), wasm));
+    let record = cache.zip(key.as_ref()).and_then(|(c, k)| c.module_record(k));
+    let record = record.filter(|r| r.functions.len() == inputs.len());
+    let first = env.num_imported_funcs;
     let one = |w: &mut Workers, input: FunctionInput<'_>| {
         let r = input.body.range();
         let body = r.start as u32..r.end as u32;
+        let hint = record.as_ref().map(|r| &r.functions[(input.index - first) as usize]);
         let found = match cache {
-            Some(cache) => cache.lookup(engine, &ctx, env, input, w)?,
+            Some(cache) => cache.lookup(engine, &ctx, env, input, hint, w)?,
             None => StencilCache::compile_uncached(env, input, w)?,
         };
         Ok((found, body))
     };
     let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
-    if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
+    let funcs: Vec<(Lookup, Range<u32>)> = if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
         let mut w = Workers::default();
-        inputs.into_iter().map(|input| one(&mut w, input)).collect()
+        inputs.into_iter().map(|input| one(&mut w, input)).collect::<Result<_>>()?
     } else {
         let results: Vec<Result<(Lookup, Range<u32>)>> =
             inputs.into_par_iter().map_init(Workers::default, |w, input| one(w, input)).collect();
-        results.into_iter().collect()
+        results.into_iter().collect::<Result<_>>()?
+    };
+    if let (Some(cache), Some(key), None) = (cache, key, &record) {
+        let functions: Option<Vec<_>> = funcs.iter().map(|(f, _)| f.ready.record()).collect();
+        if let Some(functions) = functions {
+            cache.put_module_record(key, &ModuleRecord { functions });
+        }
     }
+    Ok(funcs)
 }
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport)> {
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
-    let funcs = compile_functions(engine, &env, inputs)?;
+    let funcs = compile_functions(engine, wasm, &env, inputs)?;
 
     // Layout: every function 16-byte aligned, in index order; padding is int3.
     let mut func_offsets = Vec::with_capacity(funcs.len());
@@ -361,6 +381,7 @@ mod tests {
         };
         let first = Module::new(&engine(true), wat).unwrap();
         assert_eq!(first.compile_report().compiled, 2);
+        first.engine().flush_cache();
         let second = Module::new(&engine(true), wat).unwrap();
         let r = second.compile_report();
         assert_eq!((r.reused, r.patched, r.compiled), (2, 0, 0));

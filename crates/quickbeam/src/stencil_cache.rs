@@ -4,8 +4,9 @@
 //! A lookup goes from cheap to dear:
 //! 1. the **exact key** (a hash of the raw body, its type, the module context and the
 //!    engine) in the in-process map: nothing is decoded;
-//! 2. the exact key in the persistent store ([`CacheStore`]): an [`ExactRecord`] names
-//!    the shape key, the parameters and the constants;
+//! 2. the module's record in the persistent store ([`CacheStore`]), read once per
+//!    module under a hash of the whole module (`environ::key::module_key`): per function an
+//!    [`ExactRecord`] naming the shape key, the parameters and the constants;
 //! 3. the **shape key** ([`Fingerprinter`]: the body decoded, constants and indices
 //!    abstracted) in the in-process map, then in the store: a list of [`Variant`]s, the
 //!    first whose guards accept the body's constants serves;
@@ -23,14 +24,18 @@
 //!   again and compared ([`Lookup::check`]).
 //! - The store never fails a compile: a missing, damaged or foreign entry is a miss.
 //! - The in-process maps hold at most the configured bytes; past that they start over.
+//! - Writes to the store go through one background thread ([`StoreWriter`]), so that
+//!   creating files (about 0.1–1 ms each on this machine's file system) is off the
+//!   compile's critical path; [`StencilCache::flush`] and dropping the cache wait for
+//!   them.
 
 use crate::{Engine, Result};
-use quickbeam_cache::{CacheStore, ExactRecord, Variant, Variants, MAX_VARIANTS};
+use quickbeam_cache::{CacheStore, ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
 use quickbeam_codegen::{CompiledFunction, FunctionCompiler, Stencil};
 use quickbeam_environ::key::{exact_key, Fingerprinter, StencilKey};
 use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// Where a function's code came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +53,16 @@ pub(crate) struct Ready {
     pub(crate) stencil: Arc<Stencil>,
     pub(crate) params: FunctionParameters,
     pub(crate) consts: Vec<u64>,
+    /// The body's shape key (`None` for a body compiled without a key).
+    pub(crate) shape: Option<StencilKey>,
 }
 
 impl Ready {
+    /// The record of this function in its module's [`ModuleRecord`].
+    pub(crate) fn record(&self) -> Option<ExactRecord> {
+        Some(ExactRecord { shape: self.shape?, params: self.params.clone(), consts: self.consts.clone() })
+    }
+
     /// Bytes this entry keeps alive in the in-process maps (roughly).
     fn cost(&self) -> usize {
         128 + 8 * self.consts.len() + 4 * self.params.funcs.len()
@@ -86,6 +98,61 @@ pub(crate) struct StencilCache {
     maps: Mutex<Maps>,
     limit: usize,
     store: Option<Arc<dyn CacheStore>>,
+    writer: Option<StoreWriter>,
+}
+
+enum WriteMsg {
+    Put(StencilKey, Vec<u8>),
+    /// Answered once every earlier put is written.
+    Flush(mpsc::Sender<()>),
+}
+
+/// A thread that writes entries to the store in the order they were queued.
+struct StoreWriter {
+    tx: Option<mpsc::Sender<WriteMsg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreWriter {
+    fn new(store: Arc<dyn CacheStore>) -> Option<StoreWriter> {
+        let (tx, rx) = mpsc::channel::<WriteMsg>();
+        let thread = std::thread::Builder::new()
+            .name("quickbeam-cache-writer".into())
+            .spawn(move || {
+                for msg in rx {
+                    match msg {
+                        WriteMsg::Put(key, value) => store.put(&key.0, &value),
+                        WriteMsg::Flush(done) => drop(done.send(())),
+                    }
+                }
+            })
+            .ok()?;
+        Some(StoreWriter { tx: Some(tx), thread: Some(thread) })
+    }
+
+    fn put(&self, key: StencilKey, value: Vec<u8>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(WriteMsg::Put(key, value));
+        }
+    }
+
+    fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if let Some(tx) = &self.tx {
+            if tx.send(WriteMsg::Flush(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+    }
+}
+
+impl Drop for StoreWriter {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// What a lookup found (or compiled).
@@ -106,7 +173,29 @@ pub(crate) struct Workers {
 
 impl StencilCache {
     pub(crate) fn new(limit: usize, store: Option<Arc<dyn CacheStore>>) -> StencilCache {
-        StencilCache { maps: Mutex::default(), limit, store }
+        let writer = store.clone().and_then(StoreWriter::new);
+        StencilCache { maps: Mutex::default(), limit, store, writer }
+    }
+
+    pub(crate) fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Waits until every entry queued for the store so far is written.
+    pub(crate) fn flush(&self) {
+        if let Some(w) = &self.writer {
+            w.flush();
+        }
+    }
+
+    /// Queues an entry for the store (written on the writer thread, or here if there is
+    /// none).
+    fn put(&self, key: StencilKey, value: Vec<u8>) {
+        match (&self.writer, &self.store) {
+            (Some(w), _) => w.put(key, value),
+            (None, Some(store)) => store.put(&key.0, &value),
+            (None, None) => {}
+        }
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -166,16 +255,20 @@ impl StencilCache {
             list.push(variant);
             self.store.as_ref().map(|_| Variants { variants: list.iter().map(|v| v.to_entry()).collect() })
         };
-        if let (Some(store), Some(entry)) = (&self.store, entry) {
-            store.put(&shape.0, &entry.encode());
+        if let Some(entry) = entry {
+            self.put(shape, entry.encode());
         }
     }
 
-    fn record_exact(&self, key: StencilKey, shape: StencilKey, ready: &Arc<Ready>) {
-        self.put_exact(key, ready);
-        if let Some(store) = &self.store {
-            let record = ExactRecord { shape, params: ready.params.clone(), consts: ready.consts.clone() };
-            store.put(&key.0, &record.encode());
+    /// The record of the module whose key is `key`, from the store.
+    pub(crate) fn module_record(&self, key: &StencilKey) -> Option<ModuleRecord> {
+        ModuleRecord::decode(&self.store.as_ref()?.get(&key.0)?)
+    }
+
+    /// Writes a module's record (if there is a store).
+    pub(crate) fn put_module_record(&self, key: StencilKey, record: &ModuleRecord) {
+        if self.store.is_some() {
+            self.put(key, record.encode());
         }
     }
 
@@ -189,6 +282,7 @@ impl StencilCache {
         module_ctx: &[u8; 32],
         env: &ModuleEnv,
         input: FunctionInput<'_>,
+        hint: Option<&ExactRecord>,
         w: &mut Workers,
     ) -> Result<Lookup> {
         let fp = engine.inner.fingerprint.as_bytes();
@@ -205,14 +299,13 @@ impl StencilCache {
         if let Some(ready) = found {
             return hit(ready, Source::Reused, w, input);
         }
-        // 2. The exact key in the store: the record names the shape.
-        if let Some(store) = &self.store {
-            if let Some(rec) = store.get(&key.0).and_then(|b| ExactRecord::decode(&b)) {
-                if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
-                    let ready = Arc::new(Ready { stencil: v.stencil.clone(), params: rec.params, consts: rec.consts });
-                    self.put_exact(key, &ready);
-                    return hit(ready, Source::Reused, w, input);
-                }
+        // 2. The module's record names the shape.
+        if let Some(rec) = hint {
+            if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
+                let (params, consts) = (rec.params.clone(), rec.consts.clone());
+                let ready = Arc::new(Ready { stencil: v.stencil.clone(), params, consts, shape: Some(rec.shape) });
+                self.put_exact(key, &ready);
+                return hit(ready, Source::Reused, w, input);
             }
         }
         // 3. The shape key. A body the fingerprinter cannot decode (an operator it does
@@ -220,24 +313,26 @@ impl StencilCache {
         // reports what is wrong.
         let Ok(f) = w.fingerprinter.fingerprint(env, fp, index, &input.body) else {
             let c = compile(w, env, input)?;
-            let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts });
+            let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts, shape: None });
             return Ok(Lookup { ready, source: Source::Compiled, check: None });
         };
         if let Some(v) = self.find_variant(&f.shape, &f.consts) {
             let source = if v.consts == f.consts { Source::Reused } else { Source::Patched };
-            let ready = Arc::new(Ready { stencil: v.stencil.clone(), params: f.params, consts: f.consts });
-            self.record_exact(key, f.shape, &ready);
+            let ready = Arc::new(Ready { stencil: v.stencil.clone(), params: f.params, consts: f.consts, shape: Some(f.shape) });
+            self.put_exact(key, &ready);
             return hit(ready, source, w, input);
         }
         // 4. A miss.
         let c = compile(w, env, input)?;
         let stencil = Arc::new(c.stencil);
-        let ready = Arc::new(Ready { stencil: stencil.clone(), params: c.params, consts: c.consts });
         // The key's numbering of slots and constants is the translator's; should they
         // ever disagree, the stencil is used but not cached.
-        if ready.params == f.params && ready.consts == f.consts {
+        let agree = c.params == f.params && c.consts == f.consts;
+        let shape = agree.then_some(f.shape);
+        let ready = Arc::new(Ready { stencil: stencil.clone(), params: c.params, consts: c.consts, shape });
+        if agree {
             self.add_variant(f.shape, Arc::new(RtVariant { stencil, consts: ready.consts.clone() }));
-            self.record_exact(key, f.shape, &ready);
+            self.put_exact(key, &ready);
         } else {
             tracing::warn!(func = index, "stencil key and compiler disagree on slots or constants; not cached");
         }
@@ -247,7 +342,7 @@ impl StencilCache {
     /// Compiles without looking anything up (the cache is off).
     pub(crate) fn compile_uncached(env: &ModuleEnv, input: FunctionInput<'_>, w: &mut Workers) -> Result<Lookup> {
         let c = compile(w, env, input)?;
-        let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts });
+        let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts, shape: None });
         Ok(Lookup { ready, source: Source::Compiled, check: None })
     }
 }
