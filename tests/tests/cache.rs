@@ -120,7 +120,7 @@ fn i1_code_is_the_same_with_the_cache_off_cold_warmed_and_from_disk() {
             r.patched,
             r.compiled
         );
-        assert!(r.reused + r.patched > 0, "{name}: nothing shared with {other}");
+        assert!(r.reused > 0, "{name}: nothing reused from {other} (libc is shared)");
         for (how, text) in [("cold", cold.text()), ("warmed", warmed.text()), ("from disk", &from_disk[..])] {
             if let Some(d) = text_difference(off.text(), text) {
                 failures.push(format!("{name}: cache off vs {how}: {d}"));
