@@ -2,10 +2,17 @@
 //! measured in the same run (SHA-256 of the bytes, wasmparser validation).
 //!
 //! Usage: `cargo run --release -p quickbeam-benches -- compile [FILE.wasm ...]`
-//! (defaults: the real programs in `target/fixtures/` and `../shared/corpus/`), and
+//! (defaults: the real programs in `target/fixtures/`, `../shared/corpus/` and the large
+//! modules `benches/fetch-large.sh` puts in `target/bench-modules/`);
+//! `... -- reload [FILE.wasm ...]` (cold compile, warm reload in process and from disk,
+//! reload after a one-function and a one-constant edit; see `reload.rs`);
 //! `... -- run` (the real programs' run time next to their native builds; the native
-//! time includes process start-up, a millisecond or so).
-//! Every figure is the best of several runs, single-threaded.
+//! time includes process start-up, a millisecond or so);
+//! `... -- features [FILE.wasm ...]` (which post-MVP features a module needs).
+//! Every figure is the best of several runs, single-threaded (`RAYON_NUM_THREADS=1`
+//! unless the environment sets it). See `benches/README.md`.
+
+mod reload;
 
 use anyhow::{Context, Result};
 use sha2::Digest;
@@ -35,6 +42,15 @@ fn default_files() -> Vec<PathBuf> {
     for name in ["coremark", "bz2", "pulldown-cmark", "spidermonkey"] {
         v.push(root.join("../shared/corpus").join(format!("{name}.wasm")));
     }
+    let large = root.join("target/bench-modules");
+    let mut big: Vec<PathBuf> = std::fs::read_dir(&large)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect())
+        .unwrap_or_default();
+    if big.is_empty() {
+        eprintln!("note: no module over 10 MB in {}: run `bash benches/fetch-large.sh` to add one", large.display());
+    }
+    big.sort();
+    v.extend(big);
     v.into_iter().filter(|p| p.exists()).collect()
 }
 
@@ -129,41 +145,20 @@ fn bench_run() -> Result<()> {
     Ok(())
 }
 
-/// Cold compile vs a warm reload (every function from the engine's in-process cache).
-fn bench_reload(files: &[PathBuf]) -> Result<()> {
-    println!("Module::new cold vs warm (same engine), best of 5. Issue 3 target: warm >= half of SHA-256 speed.");
-    println!("{:<22} {:>12} {:>12} {:>12} {:>10}", "module", "cold MB/s", "warm MB/s", "sha256 MB/s", "warm/cold");
-    for f in files {
-        let bytes = std::fs::read(f)?;
-        let cold = best_of(5, || {
-            quickbeam::Module::new(&quickbeam::Engine::default(), &bytes)?;
-            Ok(())
-        })?;
-        let engine = quickbeam::Engine::default();
-        quickbeam::Module::new(&engine, &bytes)?;
-        let warm = best_of(5, || {
-            quickbeam::Module::new(&engine, &bytes)?;
-            Ok(())
-        })?;
-        let hash = best_of(5, || {
-            std::hint::black_box(sha2::Sha256::digest(&bytes));
-            Ok(())
-        })?;
-        let n = bytes.len();
-        println!("{:<22} {:>12.1} {:>12.1} {:>12.1} {:>9.1}%", f.file_name().unwrap().to_string_lossy(),
-            mbps(n, cold), mbps(n, warm), mbps(n, hash), 100.0 * warm.as_secs_f64() / cold.as_secs_f64());
-    }
-    Ok(())
-}
-
 fn main() -> Result<()> {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // One thread: Module::new compiles large modules on rayon's pool.
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("compile", &[]));
     let files: Vec<PathBuf> = if rest.is_empty() { default_files() } else { rest.iter().map(PathBuf::from).collect() };
     match cmd {
         "compile" => bench_compile(&files),
         "run" => bench_run(),
-        "reload" => bench_reload(&files),
-        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload)"),
+        "reload" => reload::bench_reload(&files),
+        "features" => reload::features(&files),
+        "warm-loop" => reload::warm_loop(&files, 200),
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload, features, warm-loop)"),
     }
 }
