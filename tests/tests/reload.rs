@@ -166,6 +166,8 @@ fn compile_after<'a>(first: &'a Build, second: &Build, path: Via) -> (Module, En
     let (engine, before) = match path {
         Via::InProcess => (engine, vec![first]),
         Via::FromDisk => {
+            // Entries reach the store on a background thread.
+            engine.flush_cache();
             drop(engine);
             (engine_on(&dir), vec![])
         }
