@@ -28,7 +28,7 @@ use quickbeam_codegen::{ConstSite, Guard, Reloc, RelocKind, SiteEncoding, Stenci
 use quickbeam_environ::*;
 
 /// The payload format version; bump it when any encoding here changes.
-pub const ENTRY_FORMAT: u8 = 2;
+pub const ENTRY_FORMAT: u8 = 3;
 
 /// At most this many stencils are kept per shape key.
 pub const MAX_VARIANTS: usize = 4;
@@ -248,7 +248,11 @@ fn encode_stencil(w: &mut Writer, s: &Stencil) {
             SiteEncoding::Imm32 => 0,
             SiteEncoding::Imm32Neg => 1,
             SiteEncoding::Imm64 => 2,
+            SiteEncoding::Imm8Masked(_) => 3,
         });
+        if let SiteEncoding::Imm8Masked(mask) = c.encoding {
+            w.u8(mask);
+        }
     }
     w.leb(s.guards.len() as u64);
     for g in &s.guards {
@@ -303,6 +307,7 @@ fn decode_stencil(r: &mut Reader<'_>) -> Option<Stencil> {
             0 => SiteEncoding::Imm32,
             1 => SiteEncoding::Imm32Neg,
             2 => SiteEncoding::Imm64,
+            3 => SiteEncoding::Imm8Masked(r.u8()?),
             _ => return None,
         };
         const_sites.push(ConstSite { offset, k, encoding });

@@ -63,7 +63,13 @@ fn stencil(rng: &mut Rng) -> Stencil {
         .map(|_| ConstSite {
             offset: rng.u32(),
             k: ConstIdx(rng.u32()),
-            encoding: [SiteEncoding::Imm32, SiteEncoding::Imm32Neg, SiteEncoding::Imm64][rng.below(3) as usize],
+            encoding: [
+                SiteEncoding::Imm32,
+                SiteEncoding::Imm32Neg,
+                SiteEncoding::Imm64,
+                SiteEncoding::Imm8Masked(31),
+                SiteEncoding::Imm8Masked(63),
+            ][rng.below(5) as usize],
         })
         .collect();
     let guards = (0..n(rng))

@@ -672,6 +672,8 @@ fn encoding_text(e: SiteEncoding) -> &'static str {
         SiteEncoding::Imm32 => "imm32",
         SiteEncoding::Imm32Neg => "imm32 negated",
         SiteEncoding::Imm64 => "imm64",
+        SiteEncoding::Imm8Masked(31) => "imm8 & 31",
+        SiteEncoding::Imm8Masked(_) => "imm8 & 63",
     }
 }
 

@@ -262,8 +262,7 @@ impl CodeGen {
         let mut code = self.masm.finish().map_err(|_| internal("unresolved label"))?;
         // A stencil holds no values at its sites: finalize writes them (I1).
         for s in &self.const_sites {
-            let width = if s.encoding == SiteEncoding::Imm64 { 8 } else { 4 };
-            code[s.offset as usize..s.offset as usize + width].fill(0);
+            code[s.offset as usize..s.offset as usize + s.encoding.width()].fill(0);
         }
         for r in &self.relocs {
             code[r.offset as usize..r.offset as usize + 4].fill(0);
@@ -283,13 +282,6 @@ impl CodeGen {
         if let Some(k) = k {
             self.const_sites.push(ConstSite { offset, k, encoding });
             self.pin(k, guard);
-        }
-    }
-
-    /// Pins body constant `k` (if any) to its value: the value shaped the code.
-    pub(crate) fn pin_exact(&mut self, k: Option<ConstIdx>, bits: u64) {
-        if let Some(k) = k {
-            self.pin(k, Guard::Exact(bits));
         }
     }
 

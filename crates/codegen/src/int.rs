@@ -132,13 +132,14 @@ impl CodeGen {
 
     pub(crate) fn int_shift(&mut self, size: Size, op: Shift) -> Result<(), CompileError> {
         if let Loc::Const { bits, k } = self.peek(0)?.loc {
-            // The count shapes the instruction: the constant is pinned.
+            // The count goes into the imm8 modulo the width, as the operator takes it:
+            // every count patches (the instruction is the same for all of them).
             self.pop()?;
-            self.pin_exact(k, bits);
             let lhs = self.pop()?;
             let dst = self.into_owned_gpr(lhs)?;
             let mask = if size == Size::S32 { 31 } else { 63 };
-            self.masm.shift_ri(op, size, dst, (bits & mask) as u8);
+            let at = self.masm.shift_ri(op, size, dst, (bits & mask) as u8);
+            self.site(k, at, SiteEncoding::Imm8Masked(mask as u8), Guard::Any);
             self.push(int_ty(size), Loc::Gpr(dst));
             return Ok(());
         }

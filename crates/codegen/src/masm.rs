@@ -534,7 +534,9 @@ impl MacroAssembler {
     }
 
     /// Shift or rotate `dst` by an immediate (masked to the operand width by the caller).
-    pub fn shift_ri(&mut self, op: Shift, size: Size, dst: Gpr, imm: u8) {
+    /// `op r, imm8` (always the imm8 form, also for a count of 1). Returns the imm8's
+    /// offset.
+    pub fn shift_ri(&mut self, op: Shift, size: Size, dst: Gpr, imm: u8) -> u32 {
         let i = imm as i8;
         match op {
             Shift::Shl => rib!(self.a, size, shl, dst, i),
@@ -543,6 +545,7 @@ impl MacroAssembler {
             Shift::Rol => rib!(self.a, size, rol, dst, i),
             Shift::Ror => rib!(self.a, size, ror, dst, i),
         }
+        self.offset() - 1
     }
 
     pub fn lzcnt(&mut self, size: Size, dst: Gpr, src: Gpr) {

@@ -76,6 +76,20 @@ pub enum SiteEncoding {
     Imm32Neg,
     /// All 64 bits, little-endian.
     Imm64,
+    /// One byte: the value's low bits under this mask (a shift or rotate count, which
+    /// the operator takes modulo the operand width, as the instruction does).
+    Imm8Masked(u8),
+}
+
+impl SiteEncoding {
+    /// Bytes the site covers.
+    pub fn width(self) -> usize {
+        match self {
+            SiteEncoding::Imm32 | SiteEncoding::Imm32Neg => 4,
+            SiteEncoding::Imm64 => 8,
+            SiteEncoding::Imm8Masked(_) => 1,
+        }
+    }
 }
 
 /// Which values of a constant the stencil stays correct for (DESIGN.md §2.3).
@@ -166,6 +180,7 @@ pub fn finalize(
             SiteEncoding::Imm32 => out[at..at + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
             SiteEncoding::Imm32Neg => out[at..at + 4].copy_from_slice(&(bits as u32).wrapping_neg().to_le_bytes()),
             SiteEncoding::Imm64 => out[at..at + 8].copy_from_slice(&bits.to_le_bytes()),
+            SiteEncoding::Imm8Masked(mask) => out[at] = bits as u8 & mask,
         }
     }
     for r in &stencil.relocs {

@@ -1290,8 +1290,9 @@ fn check_every_edge(name: &str, wat: &str) -> Stats {
 fn every_use_of_a_constant_patches_at_every_edge() {
     let stats = check_every_edge("zoo", ZOO);
     stats.print("zoo");
-    assert!(stats.consts > 150 && stats.range > 0 && stats.exact > 0, "the zoo has its constants: {stats:?}");
-    assert!(stats.accepted > 5000 && stats.rejected > 1000, "both outcomes are exercised: {stats:?}");
+    // Shift counts were the last `Exact` guards; they are one-byte sites now.
+    assert!(stats.consts > 150 && stats.any > 0 && stats.range > 0, "the zoo has its constants: {stats:?}");
+    assert!(stats.accepted > 5000 && stats.rejected > 500, "both outcomes are exercised: {stats:?}");
 }
 
 // ---- regressions -----------------------------------------------------------------------------------

@@ -66,7 +66,6 @@ fn compile(wat: &str) -> Compiled {
 fn finalize_f(c: &Compiled) -> Vec<u8> {
     let offsets = VMOffsets::new(&c.env);
     let code_offsets: Vec<u32> = (0..c.funcs.len() as u32).map(|i| i * 4096).collect();
-    let sig_ids: Vec<u32> = (0..c.env.types.len() as u32).map(|i| 100 + i).collect();
     let func = &c.funcs[c.f];
     let cx = FinalizeContext {
         offsets: &offsets,

@@ -336,8 +336,8 @@ fn keys_are_stable_across_processes() {
     let shape = k["f"].fp.shape.to_string();
     let exact = k["f"].exact.to_string();
     let pinned = (
-        "ff34e369a2bbac4f5156b833699d6e0b2b79aa7d2ece324103c3411fa177f819",
-        "6c6da18cb1a425efaede96ce08c70e49cb878edab7620b9ca152be55741986b1",
+        "dce623688920967cdb962664d7a5b88a76d66877a30ea3ac2deaec990aa4d80a",
+        "8746e973f519aa34d260de66b19c9cbb5eb3f68784112b08ec4253c8a09cdbdb",
     );
     if (shape.as_str(), exact.as_str()) != pinned {
         panic!("keys changed: shape {shape}, exact {exact}");
