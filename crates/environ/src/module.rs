@@ -211,6 +211,29 @@ pub struct ModuleEnv {
     pub escaping_funcs: Vec<FuncIndex>,
 }
 
+/// Rejects a 32-bit memory's limits encoded in more than 5 LEB128 bytes (spec §5.2.2:
+/// "integer representation too long"), which wasmparser reads as 64-bit values and
+/// accepts (`binary-leb128.wast`). `section` is the memory section's contents, at
+/// module offset `offset`.
+fn check_memory_limits_encoding(section: &[u8], offset: u64) -> Result<(), ModuleError> {
+    let mut r = wasmparser::BinaryReader::new(section, offset);
+    for _ in 0..r.read_var_u32()? {
+        let flags = r.read_u8()?;
+        let limits = 1 + (flags & 1) as usize;
+        for _ in 0..limits {
+            if flags & 0x04 != 0 {
+                r.read_var_u64()?;
+            } else {
+                r.read_var_u32()?;
+            }
+        }
+        if flags & 0x08 != 0 {
+            r.read_var_u32()?; // custom page size (log2)
+        }
+    }
+    Ok(())
+}
+
 /// A function body awaiting translation, with what validates it.
 pub struct FunctionInput<'a> {
     /// Its index in the function index space.
@@ -236,6 +259,11 @@ impl ModuleEnv {
         let mut escaping = std::collections::BTreeSet::new();
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             let payload = payload?;
+            if let Payload::MemorySection(r) = &payload {
+                let range = r.range();
+                let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
+                check_memory_limits_encoding(section, range.start as u64)?;
+            }
             if let ValidPayload::Func(v, body) = validator.payload(&payload)? {
                 let index = env.num_imported_funcs + next_defined_func;
                 next_defined_func += 1;
