@@ -144,6 +144,7 @@ pub struct CodeGen {
     op_ordinal: u32,
     /// A `swap` waiting for the `drop` that follows it (`local.set`), as a depth.
     pending_swap: Option<u32>,
+    settings: crate::CodegenSettings,
 }
 
 fn internal(what: &'static str) -> CompileError {
@@ -174,6 +175,11 @@ impl CodeGen {
 
     /// Like [`CodeGen::new`], sized for a body of `body_bytes` bytes of Wasm.
     pub fn with_capacity(ty: &FuncType, body_bytes: usize) -> CodeGen {
+        Self::with_settings(ty, body_bytes, crate::CodegenSettings::default())
+    }
+
+    /// Like [`CodeGen::with_capacity`], generating code for `settings`.
+    pub fn with_settings(ty: &FuncType, body_bytes: usize, settings: crate::CodegenSettings) -> CodeGen {
         let mut cg = CodeGen {
             masm: MacroAssembler::with_capacity(body_bytes * 5 + 64),
             stack: Vec::with_capacity(64),
@@ -195,6 +201,7 @@ impl CodeGen {
             mem_traps: Vec::new(),
             op_ordinal: 0,
             pending_swap: None,
+            settings,
         };
         for &p in ty.params() {
             cg.stack.push(Value::new(p, Loc::Home));
@@ -204,8 +211,23 @@ impl CodeGen {
         cg.fixups.push(FrameFixup::SubRsp(at));
         let overflow = cg.trap_label(TrapCode::StackOverflow);
         cg.masm.stack_check(VMCTX_STACK_LIMIT as i32, overflow);
+        cg.interruption_checks();
         cg.masm.load(MEMBASE, Mem::base(VMCTX, VMCTX_MEMORY0_BASE as i32), Width::B64, Ext::Unsigned, Size::S64);
         cg
+    }
+
+    /// The checks of a function entry or loop header that the settings ask for: the
+    /// epoch against the store's deadline, and one unit of fuel (`abi.rs`). Uses only
+    /// `r11` and the flags; nothing when both settings are off.
+    fn interruption_checks(&mut self) {
+        if self.settings.epoch_interruption {
+            let l = self.trap_label(TrapCode::Interrupt);
+            self.masm.epoch_check(VMCTX_EPOCH_PTR as i32, VMCTX_EPOCH_DEADLINE as i32, l);
+        }
+        if self.settings.consume_fuel {
+            let l = self.trap_label(TrapCode::OutOfFuel);
+            self.masm.fuel_check(VMCTX_FUEL_PTR as i32, l);
+        }
     }
 
     /// Called before each Wasm operator's code; records its ordinal (see
@@ -1062,6 +1084,9 @@ impl CodeGen {
             self.adopt_label(label)?;
         }
         self.masm.bind(dl);
+        if kind == LabelKind::Loop && self.reachable {
+            self.interruption_checks();
+        }
         Ok(())
     }
 

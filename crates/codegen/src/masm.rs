@@ -340,6 +340,38 @@ impl MacroAssembler {
         dynasm!(self.a ; .arch x64 ; cmp rsp, [r14 + limit_off] ; jb =>trap);
     }
 
+    /// Epoch check (`abi.rs`, "Interruption and fuel"): `mov r11, [r14 + ptr_off];
+    /// mov r11, [r11]; cmp r11, [r14 + deadline_off]; jae label`. Clobbers `r11` and
+    /// flags. The VMContext header's own offsets get the short (disp8) encodings.
+    pub fn epoch_check(&mut self, ptr_off: i32, deadline_off: i32, trap: Label) {
+        match (ptr_off, deadline_off) {
+            (0x20, 0x28) => dynasm!(self.a ; .arch x64
+                ; mov r11, QWORD [r14 + 0x20]
+                ; mov r11, QWORD [r11]
+                ; cmp r11, QWORD [r14 + 0x28]
+                ; jae =>trap),
+            _ => dynasm!(self.a ; .arch x64
+                ; mov r11, QWORD [r14 + ptr_off]
+                ; mov r11, QWORD [r11]
+                ; cmp r11, QWORD [r14 + deadline_off]
+                ; jae =>trap),
+        }
+    }
+
+    /// Fuel check: `mov r11, [r14 + ptr_off]; sub qword [r11], 1; js label`. Clobbers
+    /// `r11` and flags. As [`Self::epoch_check`], disp8 for the header's offset.
+    pub fn fuel_check(&mut self, ptr_off: i32, trap: Label) {
+        match ptr_off {
+            0x30 => dynasm!(self.a ; .arch x64 ; mov r11, QWORD [r14 + 0x30] ; sub QWORD [r11], 1 ; js =>trap),
+            _ => dynasm!(self.a ; .arch x64 ; mov r11, QWORD [r14 + ptr_off] ; sub QWORD [r11], 1 ; js =>trap),
+        }
+    }
+
+    /// `mov r11, src; shr r11, 32; jnz label`: jumps if any of `src`'s high 32 bits is set.
+    pub fn jump_if_high32(&mut self, src: Gpr, l: Label) {
+        dynasm!(self.a ; .arch x64 ; mov r11, Rq(src) ; shr r11, 32 ; jnz =>l);
+    }
+
     /// `mov rsp, rbp; pop rbp; ret`.
     pub fn epilogue_ret(&mut self) {
         dynasm!(self.a ; .arch x64 ; mov rsp, rbp ; pop rbp ; ret);

@@ -246,6 +246,11 @@ impl CodeGen {
             self.arg_to(r, v);
         }
         self.call_builtin(b, trap);
+        if matches!(b, Builtin::MemoryGrow | Builtin::TableGrow) {
+            // The store's resource limiter failed (`abi.rs`, "Traps").
+            let l = self.trap_label(TrapCode::HostError);
+            self.masm.jump_if_high32(RAX, l);
+        }
         if let Some(ty) = result {
             self.claim_gpr(RAX);
             if ty == ValType::I32 {

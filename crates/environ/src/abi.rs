@@ -46,7 +46,10 @@
 //! faulting memory access recorded as a trap site. A builtin that can trap returns
 //! nonzero in `eax` on failure; each builtin has one trap code (memory builtins
 //! `MemoryOutOfBounds`, table builtins `TableOutOfBounds`), so the code tests `eax` and
-//! jumps to that code's stub. The host adapter's own `ud2` means `HostError`; the error
+//! jumps to that code's stub. `memory.grow` and `table.grow` return the old size, or
+//! `u32::MAX` (-1) when the grow is refused, in the low 32 bits of `rax`; any of the
+//! high 32 bits set means the store's resource limiter failed: the code jumps to a
+//! `HostError` stub, and the limiter's error waits in the runtime's thread-local state. The host adapter's own `ud2` means `HostError`; the error
 //! itself waits in the runtime's thread-local state. The signal handler maps the faulting
 //! pc to its trap code, collects a backtrace by walking `rbp`, and resumes at the entry
 //! trampoline's landing, which returns the trap code to the host.
@@ -54,4 +57,21 @@
 //! # Stack limit
 //! The prologue allocates the frame, then traps with `StackOverflow` if `rsp` is below
 //! `[r14 + VMCTX_STACK_LIMIT]`.
+//!
+//! # Interruption and fuel
+//! With epoch interruption on (an engine setting), the code checks the epoch after the
+//! stack check of every prologue and at every loop header, using only the scratch
+//! register `r11`:
+//! ```text
+//!   mov r11, [r14 + VMCTX_EPOCH_PTR]
+//!   mov r11, [r11]                        ; the engine's epoch
+//!   cmp r11, [r14 + VMCTX_EPOCH_DEADLINE]
+//!   jae interrupt_stub                    ; out of line: ud2, trap code Interrupt
+//! ```
+//! With fuel metering on, each of those points costs one unit of fuel:
+//! ```text
+//!   mov r11, [r14 + VMCTX_FUEL_PTR]
+//!   sub qword [r11], 1
+//!   js out_of_fuel_stub                   ; out of line: ud2, trap code OutOfFuel
+//! ```
 

@@ -5,9 +5,13 @@
 //!         +8   memory0_base: *mut u8      base of memory 0 (never moves: guard-page memories)
 //!         +16  builtins: *const usize     table of builtin functions (`Builtin as usize`)
 //!         +24  instance: *mut ()          the runtime's instance (opaque to code)
-//!         +32  reserved (epoch/fuel)
-//!         +40  reserved
-//!         +48  funcrefs[num_funcs]:       VMFuncRef { code, vmctx, sig: u32, pad } (24 bytes)
+//!         +32  epoch_ptr: *const u64      the engine's epoch counter (never null)
+//!         +40  epoch_deadline: u64        the store's deadline: code traps with
+//!                                         `Interrupt` once `*epoch_ptr >= deadline`
+//!         +48  fuel_ptr: *mut i64         the store's remaining fuel (never null): code
+//!                                         subtracts 1 and traps with `OutOfFuel` below 0
+//!         +56  reserved
+//!         +64  funcrefs[num_funcs]:       VMFuncRef { code, vmctx, sig: u32, pad } (24 bytes)
 //!              tables[num_tables]:        *mut VMTableDefinition { base: *mut u64, length: u64 }
 //!              memories[num_memories]:    *mut VMMemoryDefinition { base: *mut u8, length: u64 }
 //!              globals[num_globals]:      *mut VMGlobal (16 bytes; the value in the low 8)
@@ -18,6 +22,12 @@
 //! (0 = null) or externref handles. Header offsets are fixed for all modules; the
 //! offsets of the arrays depend on the module's counts and are applied at finalize
 //! through relocations.
+//!
+//! The epoch and fuel fields are read only by code compiled with interruption checks
+//! or fuel metering (engine settings, so part of the engine fingerprint); the runtime
+//! fills them in every VMContext all the same. `epoch_deadline` is a copy of the
+//! store's deadline in each of the store's VMContexts (like `stack_limit`); the epoch
+//! counter and the fuel are shared, so they are reached through pointers.
 
 use crate::module::ModuleEnv;
 
@@ -25,7 +35,10 @@ pub const VMCTX_STACK_LIMIT: u32 = 0;
 pub const VMCTX_MEMORY0_BASE: u32 = 8;
 pub const VMCTX_BUILTINS: u32 = 16;
 pub const VMCTX_INSTANCE: u32 = 24;
-pub const VMCTX_HEADER_SIZE: u32 = 48;
+pub const VMCTX_EPOCH_PTR: u32 = 32;
+pub const VMCTX_EPOCH_DEADLINE: u32 = 40;
+pub const VMCTX_FUEL_PTR: u32 = 48;
+pub const VMCTX_HEADER_SIZE: u32 = 64;
 
 /// `VMFuncRef` layout (24 bytes).
 pub const FUNCREF_CODE: u32 = 0;
@@ -112,7 +125,8 @@ impl VMOffsets {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Builtin {
-    /// `(mem, delta_pages) -> old_pages or -1 (as u64)`.
+    /// `(mem, delta_pages) -> old_pages, or u32::MAX when refused; bit 32 set when the
+    /// store's resource limiter failed (the code then traps with `HostError`)`.
     MemoryGrow = 0,
     /// `(mem, dst, val, len) -> trap`.
     MemoryFill,
@@ -122,7 +136,8 @@ pub enum Builtin {
     MemoryInit,
     /// `(data)`.
     DataDrop,
-    /// `(table, init, delta) -> old size or -1`.
+    /// `(table, init, delta) -> old size, or u32::MAX when refused; bit 32 set when the
+    /// resource limiter failed (as `MemoryGrow`)`.
     TableGrow,
     /// `(table, dst, val, len) -> trap`.
     TableFill,

@@ -336,8 +336,8 @@ fn keys_are_stable_across_processes() {
     let shape = k["f"].fp.shape.to_string();
     let exact = k["f"].exact.to_string();
     let pinned = (
-        "dce623688920967cdb962664d7a5b88a76d66877a30ea3ac2deaec990aa4d80a",
-        "8746e973f519aa34d260de66b19c9cbb5eb3f68784112b08ec4253c8a09cdbdb",
+        "7234ef982407861783291f1c672db8d5e05bcb79ceddcc3a599ae3a863cc2599",
+        "c1c4f59f8fd44c1cc3272bd666ed384e303ff02ae7487f250873ecac7e26565b",
     );
     if (shape.as_str(), exact.as_str()) != pinned {
         panic!("keys changed: shape {shape}, exact {exact}");

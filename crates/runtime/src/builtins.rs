@@ -6,12 +6,23 @@
 //! (i32 operands zero-extended; only their low 32 bits are used). Functions that can
 //! trap return 0 for success or their one trap code (`MemoryOutOfBounds` for memory
 //! builtins, `TableOutOfBounds` for table builtins); nothing is written before the
-//! bounds check passes. `memory_grow`/`table_grow` return the old size or `u64::MAX`
-//! (so the low 32 bits are -1). Invariant: builtins never panic or unwind.
+//! bounds check passes. `memory_grow`/`table_grow` ask the store's resource limiter
+//! ([`HostStore::growing`](crate::HostStore::growing)) first, then return the old size,
+//! [`GROW_REFUSED`] (-1 in the low 32 bits), or [`GROW_FAILED`] when the limiter failed
+//! (its error waits in the activation; the code traps with `HostError`). Invariant:
+//! builtins never panic or unwind.
 
 use crate::instance::instance_of;
+use crate::store::GrowKind;
+use crate::traphandlers::ask_growing;
 use crate::vmcontext::VMFuncRef;
-use quickbeam_environ::{Builtin, TrapCode};
+use quickbeam_environ::{Builtin, TrapCode, WASM_PAGE_SIZE};
+
+/// What `memory_grow`/`table_grow` return when the grow is refused (-1 as an i32).
+pub const GROW_REFUSED: u64 = u32::MAX as u64;
+/// What `memory_grow`/`table_grow` return when the resource limiter failed: bit 32 set
+/// (compiled code tests the high half, `abi.rs`).
+pub const GROW_FAILED: u64 = 1 << 32;
 
 /// The builtins, in [`Builtin`] order.
 #[repr(C)]
@@ -85,11 +96,33 @@ fn low32(v: u64) -> u64 {
 /// # Safety
 /// Only compiled code calls this, with its own `vmctx` (see above).
 unsafe extern "C" fn memory_grow(vmctx: *mut u8, mem: u64, delta: u64) -> u64 {
+    let delta = low32(delta);
+    let (old, max, declared) = {
+        // SAFETY: see above.
+        let inst = unsafe { instance_of(vmctx) };
+        let Some(m) = inst.memory_mut(mem as u32) else { return GROW_REFUSED };
+        (m.pages(), m.max_pages(), m.declared_ty().maximum)
+    };
+    if delta == 0 {
+        return old;
+    }
+    let new = old + delta;
+    if new > max {
+        return GROW_REFUSED;
+    }
+    let bytes = |pages: u64| (pages * WASM_PAGE_SIZE) as usize;
+    // SAFETY: called from compiled code; the instance borrow above has ended (the
+    // memory is a separate allocation, which the limiter cannot reach anyway).
+    match unsafe { ask_growing(GrowKind::Memory, bytes(old), bytes(new), declared.map(bytes)) } {
+        Ok(true) => {}
+        Ok(false) => return GROW_REFUSED,
+        Err(()) => return GROW_FAILED,
+    }
     // SAFETY: see above.
     let inst = unsafe { instance_of(vmctx) };
-    match inst.memory_mut(mem as u32).map(|m| m.grow(low32(delta))) {
+    match inst.memory_mut(mem as u32).map(|m| m.grow(delta)) {
         Some(Ok(Some(old))) => old,
-        _ => u64::MAX,
+        _ => GROW_REFUSED,
     }
 }
 
@@ -178,9 +211,29 @@ unsafe extern "C" fn data_drop(vmctx: *mut u8, data: u64) -> u32 {
 /// # Safety
 /// Only compiled code calls this, with its own `vmctx` (see above).
 unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u64, init: u64, delta: u64) -> u64 {
+    let delta = low32(delta);
+    let (old, max, declared) = {
+        // SAFETY: see above.
+        let inst = unsafe { instance_of(vmctx) };
+        let Some(t) = inst.table_mut(table as u32) else { return GROW_REFUSED };
+        (t.len(), t.max(), t.declared_ty().maximum)
+    };
+    if delta == 0 {
+        return old;
+    }
+    let new = old + delta;
+    if new > max {
+        return GROW_REFUSED;
+    }
+    // SAFETY: as in `memory_grow`.
+    match unsafe { ask_growing(GrowKind::Table, old as usize, new as usize, declared.map(|m| m as usize)) } {
+        Ok(true) => {}
+        Ok(false) => return GROW_REFUSED,
+        Err(()) => return GROW_FAILED,
+    }
     // SAFETY: see above.
     let inst = unsafe { instance_of(vmctx) };
-    inst.table_mut(table as u32).and_then(|t| t.grow(low32(delta), init)).unwrap_or(u64::MAX)
+    inst.table_mut(table as u32).and_then(|t| t.grow(delta, init)).unwrap_or(GROW_REFUSED)
 }
 
 /// `table.fill`: sets `len` elements at `dst` of table `table` to `val`.

@@ -28,5 +28,5 @@ pub mod vmcontext;
 pub use code::{CodeInfo, CodeMemory, FrameInfo, FunctionInfo};
 pub use instance::{CompiledModule, Instance};
 pub use signatures::SignatureRegistry;
-pub use store::{call, FuncId, GlobalId, HostStore, ImportRef, InstanceId, InstantiationError, MemoryId, TableId, VMStore};
-pub use traphandlers::CallError;
+pub use store::{call, FuncId, GlobalId, GrowKind, HostError, HostStore, ImportRef, InstanceId, InstantiationError, MemoryId, TableId, VMStore};
+pub use traphandlers::{CallError, StoreRef};

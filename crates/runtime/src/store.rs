@@ -47,9 +47,35 @@ ids!(
     GlobalId
 );
 
+/// What a grow request is for: sizes are in bytes for memories, elements for tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GrowKind {
+    Memory,
+    Table,
+}
+
 /// The owner of a [`VMStore`]: what host functions receive (the embedder's store type).
 pub trait HostStore: 'static {
     fn vm_store(&mut self) -> &mut VMStore;
+
+    /// Asked before compiled code grows a memory or table from `current` to `desired`
+    /// (within its `maximum`, the declared one if any): `Ok(false)` refuses the grow
+    /// (`memory.grow`/`table.grow` return -1), an error makes the instruction trap with
+    /// [`CallError::Host`] carrying it. Not asked for a grow by 0. The default allows
+    /// every grow.
+    ///
+    /// # Errors
+    /// The embedder's, to fail the running call.
+    fn growing(
+        &mut self,
+        kind: GrowKind,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> Result<bool, HostError> {
+        let _ = (kind, current, desired, maximum);
+        Ok(true)
+    }
 }
 
 /// A heap object with a stable address, owned through a raw pointer so that the raw
@@ -146,6 +172,12 @@ pub struct VMStore {
     host_funcrefs: HashMap<usize, FuncId>,
     /// The stack limit stored in every VMContext of the store.
     stack_limit: usize,
+    /// The epoch counter every VMContext points to (the engine's, once the owner sets it).
+    epoch: Arc<AtomicU64>,
+    /// The epoch deadline stored in every VMContext of the store.
+    epoch_deadline: u64,
+    /// The remaining fuel every VMContext points to (negative once exhausted).
+    fuel: Owned<i64>,
 }
 
 // SAFETY: the raw pointers in a VMStore point to objects the store owns (or to immutable
@@ -172,7 +204,65 @@ impl VMStore {
             vmctxs: BTreeMap::new(),
             host_funcrefs: HashMap::new(),
             stack_limit: usize::MAX,
+            epoch: Arc::new(AtomicU64::new(0)),
+            epoch_deadline: 0,
+            fuel: Owned::new(0),
         }
+    }
+
+    // ---- interruption and fuel ----
+
+    /// Points every VMContext of the store at `epoch` (an engine's epoch counter, which
+    /// the store keeps alive) instead of the store's own counter.
+    pub fn set_epoch_counter(&mut self, epoch: Arc<AtomicU64>) {
+        self.epoch = epoch;
+        let ptr = self.epoch.as_ptr().cast_const();
+        for i in &mut self.instances {
+            i.get_mut().vmctx.set_epoch_ptr(ptr);
+        }
+    }
+
+    /// The current value of the epoch counter.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Code compiled with epoch interruption traps with `Interrupt` at its next check once
+    /// the epoch is at or past `deadline` (0 until set: such code traps at once).
+    pub fn set_epoch_deadline(&mut self, deadline: u64) {
+        self.epoch_deadline = deadline;
+        for i in &mut self.instances {
+            i.get_mut().vmctx.set_epoch_deadline(deadline);
+        }
+    }
+
+    pub fn epoch_deadline(&self) -> u64 {
+        self.epoch_deadline
+    }
+
+    /// Sets the fuel that code compiled with fuel metering may consume (at most
+    /// `i64::MAX`).
+    pub fn set_fuel(&mut self, fuel: u64) {
+        *self.fuel.get_mut() = fuel.min(i64::MAX as u64) as i64;
+    }
+
+    /// The fuel left (0 once code ran out).
+    pub fn fuel(&self) -> u64 {
+        (*self.fuel.get()).max(0) as u64
+    }
+
+    // ---- counts (for resource limits) ----
+
+    pub fn num_instances(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn num_memories(&self) -> usize {
+        self.memories.len()
+    }
+
+    pub fn num_tables(&self) -> usize {
+        self.tables.len()
     }
 
     /// A process-unique id of this store.
@@ -452,6 +542,9 @@ impl VMStore {
         let globals: Vec<*mut VMGlobal> =
             global_ids.iter().map(|g| self.globals[g.index()].ptr().cast::<VMGlobal>()).collect();
         vmctx.set_stack_limit(self.stack_limit);
+        vmctx.set_epoch_ptr(self.epoch.as_ptr().cast_const());
+        vmctx.set_epoch_deadline(self.epoch_deadline);
+        vmctx.set_fuel_ptr(self.fuel.ptr());
         vmctx.set_builtins(crate::builtins::builtins_table());
         if let Some(m) = memories.first() {
             // SAFETY: a live memory of this store.
@@ -614,13 +707,32 @@ pub fn call<S: HostStore>(store: &mut S, func: FuncId, area: &mut [u64], max_sta
                 vm.set_stack_limit(limit);
             }
             let store_ptr: *mut S = store;
+            let store_ref =
+                traphandlers::StoreRef { ptr: store_ptr.cast(), ty: TypeId::of::<S>(), growing: growing_shim::<S> };
             // SAFETY: `f` is a defined Wasm function of this store (its code follows the
             // ABI and takes `area.len()` slots, checked above against its type); every
             // VMContext of the store has `limit`; `store` is not used until the call
-            // returns, host functions reach it through the activation.
-            unsafe { traphandlers::enter_wasm(store_ptr.cast(), TypeId::of::<S>(), f.vmctx, f.code, area, limit) }
+            // returns, host functions and builtins reach it through the activation, and
+            // `growing_shim::<S>` matches its type.
+            unsafe { traphandlers::enter_wasm(store_ref, f.vmctx, f.code, area, limit) }
         }
     }
+}
+
+/// [`HostStore::growing`] of the activation's store.
+///
+/// # Safety
+/// `store` must point to a live `S` that nothing else uses during the call.
+unsafe fn growing_shim<S: HostStore>(
+    store: *mut (),
+    kind: GrowKind,
+    current: usize,
+    desired: usize,
+    maximum: Option<usize>,
+) -> Result<bool, HostError> {
+    // SAFETY: the caller's promise.
+    let store = unsafe { &mut *store.cast::<S>() };
+    store.growing(kind, current, desired, maximum)
 }
 
 /// A boxed error value, as host callbacks return them.

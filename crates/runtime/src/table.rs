@@ -57,6 +57,11 @@ impl Table {
         self.ty
     }
 
+    /// The most elements it may have (its declared maximum, at most [`MAX_TABLE_ELEMENTS`]).
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
     pub fn len(&self) -> u64 {
         self.elements.len() as u64
     }

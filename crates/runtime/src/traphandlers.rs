@@ -28,6 +28,7 @@
 
 use crate::code::{self, FrameInfo};
 use crate::mmap::Mmap;
+use crate::store::{GrowKind, HostError};
 use quickbeam_environ::TrapCode;
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -68,6 +69,8 @@ pub(crate) struct Activation {
     /// The store the Wasm code belongs to (`*mut S` for `store_type` S).
     pub(crate) store: *mut (),
     pub(crate) store_type: TypeId,
+    /// `S::growing` for that `S`.
+    growing: GrowingFn,
     trap_code: u32,
     /// `pcs[..num_pcs]` is initialized (by the signal handler).
     num_pcs: usize,
@@ -81,6 +84,52 @@ thread_local! {
     static ALT_STACK: RefCell<Option<AltStack>> = const { RefCell::new(None) };
     /// Whether `init_thread` already ran on this thread.
     static THREAD_READY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`HostStore::growing`](crate::HostStore::growing) of a type-erased store.
+pub type GrowingFn = unsafe fn(*mut (), GrowKind, usize, usize, Option<usize>) -> Result<bool, HostError>;
+
+/// The store an entry into Wasm lends to the code (and so to host functions and
+/// builtins): a `*mut S`, `S`'s type id, and `S::growing`.
+#[derive(Clone, Copy)]
+pub struct StoreRef {
+    pub ptr: *mut (),
+    pub ty: TypeId,
+    pub growing: GrowingFn,
+}
+
+/// Asks the store of the current activation whether a memory or table may grow
+/// ([`HostStore::growing`](crate::HostStore::growing)). `Ok(true)` with no activation
+/// or store. On an error or a panic of the embedder's code, records it as the
+/// activation's failure (the code then traps with `HostError`) and returns `Err(())`.
+///
+/// # Safety
+/// Only builtins called by compiled code call this: the activation's store is lent to
+/// the running Wasm code, and no reference into the store (outside its separately
+/// allocated objects) is live.
+pub(crate) unsafe fn ask_growing(kind: GrowKind, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, ()> {
+    let act = current_activation();
+    if act.is_null() {
+        return Ok(true);
+    }
+    // SAFETY: a non-null current activation is live and only this thread uses it.
+    let (store, growing) = unsafe { ((*act).store, (*act).growing) };
+    if store.is_null() {
+        return Ok(true);
+    }
+    // SAFETY: `growing` was made for the store's type by `store::call`; Wasm is
+    // suspended in this builtin, so nothing else uses the store (the caller's promise).
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        growing(store, kind, current, desired, maximum)
+    }));
+    let failure = match asked {
+        Ok(Ok(allowed)) => return Ok(allowed),
+        Ok(Err(e)) => HostFailure::Error(e),
+        Err(p) => HostFailure::Panic(p),
+    };
+    // SAFETY: as above; the embedder's code has returned, no other reference exists.
+    unsafe { (*act).failure = Some(failure) };
+    Err(())
 }
 
 /// The innermost activation of this thread, or null.
@@ -220,12 +269,12 @@ pub fn stack_limit_for_entry(max_stack: usize) -> usize {
 /// # Safety
 /// `code` must be the entry of a function that follows the ABI (`quickbeam_environ::abi`)
 /// and takes an area of `area.len()` slots; `vmctx` must be the VMContext it expects,
-/// with `stack_limit` already stored in every VMContext the call may reach; `store`
-/// must be null or point to an `S` with `TypeId::of::<S>() == store_type` that nothing
-/// else uses until this returns (host functions reached from the code borrow it).
+/// with `stack_limit` already stored in every VMContext the call may reach; `store.ptr`
+/// must be null or point to an `S` with `TypeId::of::<S>() == store.ty` and
+/// `store.growing` made for `S`, that nothing else uses until this returns (host
+/// functions and builtins reached from the code borrow it).
 pub unsafe fn enter_wasm(
-    store: *mut (),
-    store_type: TypeId,
+    store: StoreRef,
     vmctx: *mut u8,
     code: *const u8,
     area: &mut [u64],
@@ -236,8 +285,9 @@ pub unsafe fn enter_wasm(
         jmp: 0,
         stack_limit,
         prev: current_activation(),
-        store,
-        store_type,
+        store: store.ptr,
+        store_type: store.ty,
+        growing: store.growing,
         trap_code: 0,
         num_pcs: 0,
         pcs: [const { MaybeUninit::uninit() }; MAX_BACKTRACE],

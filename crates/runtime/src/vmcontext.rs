@@ -125,6 +125,26 @@ impl VMContextAlloc {
         self.write(VMCTX_MEMORY0_BASE, base);
     }
 
+    /// The engine's epoch counter (`VMCTX_EPOCH_PTR`): must stay valid while code of
+    /// this VMContext can run.
+    pub fn set_epoch_ptr(&mut self, epoch: *const u64) {
+        self.write(VMCTX_EPOCH_PTR, epoch);
+    }
+
+    pub fn set_epoch_deadline(&mut self, deadline: u64) {
+        self.write(VMCTX_EPOCH_DEADLINE, deadline);
+    }
+
+    pub fn epoch_deadline(&self) -> u64 {
+        self.read(VMCTX_EPOCH_DEADLINE)
+    }
+
+    /// The store's fuel counter (`VMCTX_FUEL_PTR`): must stay valid while code of this
+    /// VMContext can run.
+    pub fn set_fuel_ptr(&mut self, fuel: *mut i64) {
+        self.write(VMCTX_FUEL_PTR, fuel);
+    }
+
     pub fn set_builtins(&mut self, table: *const usize) {
         self.write(VMCTX_BUILTINS, table);
     }

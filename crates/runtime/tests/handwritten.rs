@@ -205,14 +205,14 @@ fn stack_overflow_is_a_trap_and_the_backtrace_is_bounded() {
     }
 }
 
-// Calls import 0 (funcref at vmctx+48) with [rbp+16] and returns its result + 1.
+// Calls import 0 (funcref at vmctx+64, `VMOffsets::funcref(0)`) with [rbp+16] and returns its result + 1.
 const CALL_IMPORT_PLUS_1: &[u8] = &[
     0x55, 0x48, 0x89, 0xe5, // push rbp; mov rbp, rsp
     0x41, 0x56, // push r14          ([rbp-8] = vmctx)
     0x8b, 0x45, 0x10, // mov eax, [rbp+16]
     0x50, // push rax          (the callee's area: 1 slot)
-    0x49, 0x8b, 0x46, 0x30, // mov rax, [r14+48]  (funcref.code)
-    0x4d, 0x8b, 0x76, 0x38, // mov r14, [r14+56]  (funcref.vmctx)
+    0x49, 0x8b, 0x46, 0x40, // mov rax, [r14+64]  (funcref.code)
+    0x4d, 0x8b, 0x76, 0x48, // mov r14, [r14+72]  (funcref.vmctx)
     0xff, 0xd0, // call rax
     0x58, // pop rax           (result 0)
     0x4c, 0x8b, 0x75, 0xf8, // mov r14, [rbp-8]
@@ -220,6 +220,7 @@ const CALL_IMPORT_PLUS_1: &[u8] = &[
     0x89, 0x45, 0x10, // mov [rbp+16], eax
     0x48, 0x89, 0xec, 0x5d, 0xc3, // mov rsp, rbp; pop rbp; ret
 ];
+const _: () = assert!(VMCTX_HEADER_SIZE == 64 && FUNCREF_CODE == 0 && FUNCREF_VMCTX == 8);
 
 fn i32_to_i32() -> FuncType {
     FuncType::new([ValType::I32], [ValType::I32])
