@@ -1,9 +1,15 @@
 //! [`Config`] and [`Engine`]: settings shared by every module and store, the
-//! engine-wide signature registry, and the engine's stencil cache.
+//! engine-wide signature registry, the engine's stencil cache, and its epoch counter.
+//!
+//! Invariant: every setting that changes generated code ([`CodegenSettings`]: epoch
+//! interruption, fuel) is part of the engine fingerprint, so a cache never serves code
+//! compiled for other settings.
 
 use quickbeam_cache::{CacheStore, DiskStore};
+use quickbeam_codegen::CodegenSettings;
 use quickbeam_runtime::SignatureRegistry;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The environment variable that turns on [`Config::cache_self_check`] when set to
@@ -21,6 +27,8 @@ pub struct Config {
     pub(crate) cache_memory_bytes: usize,
     pub(crate) cache_self_check: bool,
     pub(crate) cache: bool,
+    /// Settings that change generated code (part of the engine fingerprint).
+    pub(crate) codegen: CodegenSettings,
 }
 
 impl Default for Config {
@@ -33,6 +41,7 @@ impl Default for Config {
             cache_memory_bytes: 256 << 20,
             cache_self_check: self_check,
             cache: true,
+            codegen: CodegenSettings::default(),
         }
     }
 }
@@ -46,6 +55,8 @@ impl std::fmt::Debug for Config {
             .field("cache_store", &self.cache_store.as_ref().map(|_| "..."))
             .field("cache_memory_bytes", &self.cache_memory_bytes)
             .field("cache_self_check", &self.cache_self_check)
+            .field("epoch_interruption", &self.codegen.epoch_interruption)
+            .field("consume_fuel", &self.codegen.consume_fuel)
             .finish()
     }
 }
@@ -60,6 +71,26 @@ impl Config {
     /// left, plus room for host functions, when it enters Wasm.
     pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
         self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Whether compiled code checks the engine's epoch ([`Engine::increment_epoch`])
+    /// against the store's deadline ([`Store::set_epoch_deadline`](crate::Store::set_epoch_deadline))
+    /// at every function entry and loop header, and traps with
+    /// [`TrapCode::Interrupt`](crate::TrapCode) once it is reached (default: off). A
+    /// guest in an endless loop can then be stopped from another thread. Each check
+    /// costs two loads, a compare and a branch not taken.
+    pub fn epoch_interruption(&mut self, on: bool) -> &mut Self {
+        self.codegen.epoch_interruption = on;
+        self
+    }
+
+    /// Whether compiled code consumes fuel ([`Store::set_fuel`](crate::Store::set_fuel)):
+    /// one unit at every function entry and every loop iteration, trapping with
+    /// [`TrapCode::OutOfFuel`](crate::TrapCode) when none is left (default: off). The
+    /// unit is coarse (a call or an iteration, whatever its size) but deterministic.
+    pub fn consume_fuel(&mut self, on: bool) -> &mut Self {
+        self.codegen.consume_fuel = on;
         self
     }
 
@@ -148,15 +179,18 @@ pub(crate) struct EngineInner {
     pub(crate) fingerprint: quickbeam_environ::key::EngineFingerprint,
     /// The stencil cache (in process, and the configured store), unless turned off.
     pub(crate) stencils: Option<crate::stencil_cache::StencilCache>,
+    /// The epoch: every store's VMContexts point here (stores keep the `Arc`).
+    pub(crate) epoch: Arc<AtomicU64>,
 }
 
 impl Engine {
     pub fn new(config: &Config) -> crate::Result<Engine> {
-        let settings = format!("features={:?}", config.features);
+        let settings = format!("features={:?};{}", config.features, config.codegen.fingerprint_text());
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config: config.clone(),
                 signatures: SignatureRegistry::new(),
+                epoch: Arc::new(AtomicU64::new(0)),
                 fingerprint: quickbeam_environ::key::EngineFingerprint::new(settings.as_bytes()),
                 stencils: config.cache.then(|| {
                     crate::stencil_cache::StencilCache::new(config.cache_memory_bytes, config.cache_store.clone())
@@ -181,6 +215,19 @@ impl Engine {
         if let Some(c) = &self.inner.stencils {
             c.flush();
         }
+    }
+
+    /// Advances the epoch by one: code of every store of this engine compiled with
+    /// [`Config::epoch_interruption`] traps at its next check if the epoch reached the
+    /// store's deadline. Cheap, and safe to call from any thread (a timer thread, a
+    /// signal-free watchdog) while guests run.
+    pub fn increment_epoch(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The epoch now.
+    pub(crate) fn current_epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Relaxed)
     }
 
     pub(crate) fn same(&self, other: &Engine) -> bool {

@@ -15,9 +15,12 @@ impl Memory {
     /// A new memory owned by the store.
     ///
     /// # Errors
-    /// An unsupported type (memory64, shared) or an address-space reservation failure.
+    /// An unsupported type (memory64, shared), the store's resource limits, or an
+    /// address-space reservation failure.
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory> {
         let store = store.as_context_mut().0;
+        store.check_counts(0, 1, 0)?;
+        store.check_new_memory(&ty)?;
         let id = store.vm.new_memory(ty)?;
         Ok(Memory { store: store.id(), index: id.0 })
     }
@@ -60,10 +63,22 @@ impl Memory {
     /// Grows by `delta_pages`, returning the old size in pages.
     ///
     /// # Errors
-    /// If the memory would exceed its maximum.
+    /// If the memory would exceed its maximum or the store's resource limits (or the
+    /// limiter's error).
     pub fn grow(&self, mut store: impl AsContextMut, delta_pages: u64) -> Result<u64> {
         let store = store.as_context_mut().0;
         store.check(self.store);
+        let m = store.vm.memory(self.id());
+        let (old, declared) = (m.pages(), m.declared_ty().maximum);
+        let new = old.checked_add(delta_pages).filter(|n| *n <= m.max_pages());
+        if let (Some(new), true) = (new, delta_pages > 0) {
+            let bytes = |pages: u64| (pages * crate::WASM_PAGE_SIZE) as usize;
+            if let Some(l) = store.limiter() {
+                if !l.memory_growing(bytes(old), bytes(new), declared.map(bytes))? {
+                    anyhow::bail!("failed to grow memory by `{delta_pages}` pages: the store's limits would be exceeded");
+                }
+            }
+        }
         match store.vm.memory_mut(self.id()).grow(delta_pages)? {
             Some(old) => Ok(old),
             None => anyhow::bail!("failed to grow memory by `{delta_pages}` pages: the maximum would be exceeded"),
@@ -82,10 +97,13 @@ impl Table {
     /// A new table owned by the store, every element `init`.
     ///
     /// # Errors
-    /// If `init` does not match the element type, or the minimum is too large.
+    /// If `init` does not match the element type, the minimum is too large, or the
+    /// store's resource limits would be exceeded.
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table> {
         let store = store.as_context_mut().0;
         check_val(&init, ty.element.into())?;
+        store.check_counts(0, 0, 1)?;
+        store.check_new_table(&ty)?;
         let raw = val_to_raw(store, &init)?;
         let Some(id) = store.vm.new_table(ty, raw) else {
             anyhow::bail!("table minimum of {} elements exceeds the limit", ty.minimum);
@@ -135,12 +153,24 @@ impl Table {
     /// Grows by `delta` elements set to `init`, returning the old size.
     ///
     /// # Errors
-    /// If the table would exceed its maximum, or `init` has the wrong type.
+    /// If the table would exceed its maximum or the store's resource limits (or the
+    /// limiter's error), or `init` has the wrong type.
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> Result<u64> {
         let store = store.as_context_mut().0;
         store.check(self.store);
         check_val(&init, store.vm.table(self.id()).declared_ty().element.into())?;
         let raw = val_to_raw(store, &init)?;
+        let t = store.vm.table(self.id());
+        let (old, declared) = (t.len(), t.declared_ty().maximum);
+        let new = old.checked_add(delta).filter(|n| *n <= t.max());
+        if let (Some(new), true) = (new, delta > 0) {
+            let n = |e: u64| e as usize;
+            if let Some(l) = store.limiter() {
+                if !l.table_growing(n(old), n(new), declared.map(n))? {
+                    anyhow::bail!("failed to grow table by `{delta}` elements: the store's limits would be exceeded");
+                }
+            }
+        }
         match store.vm.table_mut(self.id()).grow(delta, raw) {
             Some(old) => Ok(old),
             None => anyhow::bail!("failed to grow table by `{delta}` elements"),

@@ -16,8 +16,10 @@ impl Instance {
     /// Instantiates `module` with `imports`, given in the order of the module's imports.
     ///
     /// # Errors
-    /// Link errors (count, kind or type of an import), failures of active segments
-    /// (as [`Trap`]s), and errors or traps of the start function.
+    /// Link errors (count, kind or type of an import), the store's resource limits
+    /// (too many instances, memories or tables, or a memory or table larger than the
+    /// limiter allows: see [`crate::limits`]), failures of active segments (as
+    /// [`Trap`]s), and errors or traps of the start function.
     pub fn new(mut store: impl AsContextMut, module: &Module, imports: &[Extern]) -> Result<Instance> {
         let store = store.as_context_mut().0;
         if !store.engine.same(module.engine()) {
@@ -39,6 +41,14 @@ impl Instance {
                 anyhow::bail!("cross-`Store` instantiation: import `{}::{}` belongs to another store", import.module, import.name);
             }
             refs.push(r);
+        }
+        let defined_memories = &env.memories[env.num_imported_memories as usize..];
+        store.check_counts(1, defined_memories.len(), env.table_defs.len())?;
+        for ty in defined_memories {
+            store.check_new_memory(ty)?;
+        }
+        for def in &env.table_defs {
+            store.check_new_table(&def.ty)?;
         }
         let id = store.vm.instantiate(&module.inner.compiled, &refs).map_err(|e| match e {
             InstantiationError::Link { index, message } => {

@@ -18,6 +18,7 @@ mod engine;
 mod externals;
 mod func;
 mod instance;
+pub mod limits;
 mod linker;
 mod module;
 mod stencil_cache;
@@ -34,6 +35,7 @@ pub mod cache {
 pub use externals::{Global, Memory, Table};
 pub use func::{Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
 pub use instance::Instance;
+pub use limits::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 pub use linker::Linker;
 pub use module::{CompileReport, ExportType, ImportType, Module};
 pub use quickbeam_environ::{

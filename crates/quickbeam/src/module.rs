@@ -202,11 +202,11 @@ fn compile_functions(
     };
     let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
     let funcs: Vec<(Lookup, Range<u32>)> = if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
-        let mut w = Workers::default();
+        let mut w = Workers::new(engine);
         inputs.into_iter().map(|input| one(&mut w, input)).collect::<Result<_>>()?
     } else {
         let results: Vec<Result<(Lookup, Range<u32>)>> =
-            inputs.into_par_iter().map_init(Workers::default, |w, input| one(w, input)).collect();
+            inputs.into_par_iter().map_init(|| Workers::new(engine), |w, input| one(w, input)).collect();
         results.into_iter().collect::<Result<_>>()?
     };
     if let (Some(cache), Some(key), None) = (cache, key, &record) {

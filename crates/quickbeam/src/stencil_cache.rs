@@ -165,10 +165,19 @@ pub(crate) struct Lookup {
 
 /// Per-thread state of a compile: the compiler and the fingerprinter keep their
 /// allocations from one function to the next.
-#[derive(Default)]
 pub(crate) struct Workers {
     compiler: FunctionCompiler,
     fingerprinter: Fingerprinter,
+}
+
+impl Workers {
+    /// Workers compiling for the engine's code settings.
+    pub(crate) fn new(engine: &Engine) -> Workers {
+        Workers {
+            compiler: FunctionCompiler::with_settings(engine.config().codegen),
+            fingerprinter: Fingerprinter::default(),
+        }
+    }
 }
 
 impl StencilCache {

@@ -1,10 +1,16 @@
 //! [`Store`]: owns everything instantiated or created in it; [`AsContext`] and
 //! [`AsContextMut`] let APIs take a store, a `&mut Store`, or a [`Caller`].
+//!
+//! A store also holds what bounds its guests: a resource limiter
+//! ([`Store::limiter`], see [`crate::limits`]), an epoch deadline
+//! ([`Store::set_epoch_deadline`], with [`Config::epoch_interruption`](crate::Config::epoch_interruption))
+//! and fuel ([`Store::set_fuel`], with [`Config::consume_fuel`](crate::Config::consume_fuel)).
 
 use crate::func::HostFn;
 use crate::trap::{FrameInfo, Trap};
 use crate::{Engine, Extern, Func, FuncType, Result, Val, ValType};
-use quickbeam_runtime::{CallError, FuncId, HostStore, VMStore};
+use crate::limits::ResourceLimiter;
+use quickbeam_runtime::{CallError, FuncId, GrowKind, HostStore, VMStore};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -14,21 +20,86 @@ pub struct Store<T: 'static> {
     pub(crate) inner: StoreInner<T>,
 }
 
+/// What [`Store::limiter`] keeps: the embedder's way from `T` to its limiter.
+type LimiterFn<T> = Box<dyn (FnMut(&mut T) -> &mut dyn ResourceLimiter) + Send + Sync>;
+
 pub(crate) struct StoreInner<T> {
     pub(crate) vm: VMStore,
     pub(crate) engine: Engine,
     pub(crate) data: T,
+    pub(crate) limiter: Option<LimiterFn<T>>,
 }
 
 impl<T: 'static> HostStore for StoreInner<T> {
     fn vm_store(&mut self) -> &mut VMStore {
         &mut self.vm
     }
+
+    fn growing(
+        &mut self,
+        kind: GrowKind,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> std::result::Result<bool, quickbeam_runtime::HostError> {
+        let Some(l) = self.limiter() else { return Ok(true) };
+        let asked = match kind {
+            GrowKind::Memory => l.memory_growing(current, desired, maximum),
+            GrowKind::Table => l.table_growing(current, desired, maximum),
+        };
+        asked.map_err(|e| Box::new(e) as quickbeam_runtime::HostError)
+    }
 }
 
 impl<T: 'static> Store<T> {
     pub fn new(engine: &Engine, data: T) -> Self {
-        Store { inner: StoreInner { vm: VMStore::new(), engine: engine.clone(), data } }
+        let mut vm = VMStore::new();
+        vm.set_epoch_counter(engine.inner.epoch.clone());
+        Store { inner: StoreInner { vm, engine: engine.clone(), data, limiter: None } }
+    }
+
+    /// Makes `limiter` decide how large this store's memories and tables may grow and
+    /// how many instances, memories and tables it may hold (see [`crate::limits`]); it
+    /// is called with the store's data each time, so the limiter usually lives there:
+    ///
+    /// ```
+    /// use quickbeam::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+    /// struct Host { limits: StoreLimits }
+    /// let engine = Engine::default();
+    /// let limits = StoreLimitsBuilder::new().memory_size(1 << 20).instances(2).build();
+    /// let mut store = Store::new(&engine, Host { limits });
+    /// store.limiter(|host| &mut host.limits);
+    /// ```
+    /// Objects created before the call are not checked again.
+    pub fn limiter(&mut self, limiter: impl (FnMut(&mut T) -> &mut dyn ResourceLimiter) + Send + Sync + 'static) {
+        self.inner.limiter = Some(Box::new(limiter));
+    }
+
+    /// Code compiled with [`Config::epoch_interruption`](crate::Config::epoch_interruption)
+    /// traps with [`TrapCode::Interrupt`](crate::TrapCode) at its next function entry or
+    /// loop header once the engine's epoch ([`Engine::increment_epoch`]) has advanced
+    /// `ticks_beyond_current` times from now. The deadline starts at 0: with epoch
+    /// interruption on, code traps at once until a deadline is set (as in wasmtime).
+    pub fn set_epoch_deadline(&mut self, ticks_beyond_current: u64) {
+        self.as_context_mut().set_epoch_deadline(ticks_beyond_current);
+    }
+
+    /// Sets the fuel left for code compiled with [`Config::consume_fuel`](crate::Config::consume_fuel):
+    /// each function entry and each loop iteration costs one unit, and code traps with
+    /// [`TrapCode::OutOfFuel`](crate::TrapCode) when none is left (at most `i64::MAX`).
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.as_context_mut().set_fuel(fuel)
+    }
+
+    /// The fuel left (see [`Store::set_fuel`]).
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> Result<u64> {
+        self.as_context().get_fuel()
     }
 
     pub fn data(&self) -> &T {
@@ -61,6 +132,14 @@ impl<T> StoreContext<'_, T> {
     pub fn engine(&self) -> &Engine {
         &self.0.engine
     }
+    /// See [`Store::get_fuel`].
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> Result<u64> {
+        self.0.check_fuel()?;
+        Ok(self.0.vm.fuel())
+    }
 }
 
 impl<T> StoreContextMut<'_, T> {
@@ -72,6 +151,28 @@ impl<T> StoreContextMut<'_, T> {
     }
     pub fn engine(&self) -> &Engine {
         &self.0.engine
+    }
+    /// See [`Store::set_epoch_deadline`].
+    pub fn set_epoch_deadline(&mut self, ticks_beyond_current: u64) {
+        let deadline = self.0.engine.current_epoch().saturating_add(ticks_beyond_current);
+        self.0.vm.set_epoch_deadline(deadline);
+    }
+    /// See [`Store::set_fuel`].
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.0.check_fuel()?;
+        self.0.vm.set_fuel(fuel);
+        Ok(())
+    }
+    /// See [`Store::get_fuel`].
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> Result<u64> {
+        self.0.check_fuel()?;
+        Ok(self.0.vm.fuel())
     }
 }
 
@@ -184,6 +285,27 @@ impl<T: 'static> Caller<'_, T> {
         &self.store.engine
     }
 
+    /// See [`Store::set_epoch_deadline`].
+    pub fn set_epoch_deadline(&mut self, ticks_beyond_current: u64) {
+        self.as_context_mut().set_epoch_deadline(ticks_beyond_current);
+    }
+
+    /// See [`Store::set_fuel`].
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.as_context_mut().set_fuel(fuel)
+    }
+
+    /// See [`Store::get_fuel`].
+    ///
+    /// # Errors
+    /// If the engine does not consume fuel.
+    pub fn get_fuel(&self) -> Result<u64> {
+        self.as_context().get_fuel()
+    }
+
     /// An export of the calling instance (`None` when the host called the function, or
     /// when the caller has no such export).
     pub fn get_export(&mut self, name: &str) -> Option<Extern> {
@@ -211,6 +333,15 @@ impl<T> StoreInner<T> {
 
     pub(crate) fn func(&self, id: FuncId) -> Func {
         Func { store: self.vm.id(), index: id.0 }
+    }
+
+    /// # Errors
+    /// Unless the engine consumes fuel.
+    fn check_fuel(&self) -> Result<()> {
+        if !self.engine.config().codegen.consume_fuel {
+            anyhow::bail!("fuel is not configured in this store: enable `Config::consume_fuel`");
+        }
+        Ok(())
     }
 }
 
