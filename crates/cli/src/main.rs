@@ -1,9 +1,10 @@
 //! The `quickbeam` command. Argument parsing and reporting only; the work is in the
 //! `quickbeam_cli` library (`run`, `wast`, `compile`, `explain`, `watch`, `cache`).
 //!
-//! Exit statuses: the guest's own for `run`; 134 after a trap; 1 for errors (printed
-//! as one `error: ...` line, except that a trap adds its backtrace); 2 for usage
-//! errors; 130 when `watch` ends with Ctrl-C; 101 if Quickbeam itself panicked.
+//! Exit statuses: the guest's own for `run`; 134 after a trap; 124 when `--timeout`
+//! stopped the guest; 1 for errors (printed as one `error: ...` line, except that a
+//! trap adds its backtrace); 2 for usage errors; 130 when `watch` ends with Ctrl-C; 101
+//! if Quickbeam itself panicked.
 //!
 //! The compiled-code cache never fails a command: a cache directory that cannot be
 //! opened is one `warning: ...` line on stderr, and the command goes on without it.
@@ -57,12 +58,15 @@ enum Command {
 /// The guest gets the arguments after FILE (its argv[0] is FILE), the environment given
 /// with `--env`, the host's stdin/stdout/stderr, and the directories given with `--dir`.
 /// Quickbeam exits with the guest's exit status; after a trap it prints the trap and a
-/// backtrace and exits with 134.
+/// backtrace and exits with 134; when `--timeout` stops the guest it prints
+/// `error: timed out: the guest ran longer than --timeout ...: wasm trap: interrupt`
+/// with a backtrace and exits with 124.
 ///
 /// Examples:
 ///   quickbeam run hello.wat
 ///   quickbeam run --dir data::/data app.wasm input.txt
 ///   quickbeam run --invoke add math.wat 1 2
+///   quickbeam run --timeout 10s server.wasm
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 struct RunArgs {
@@ -70,6 +74,9 @@ struct RunArgs {
     /// parsed by its parameter types, and each result is printed on its own line.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
 
     #[command(flatten)]
     guest: GuestArgs,
@@ -80,6 +87,17 @@ struct RunArgs {
     /// Arguments for the guest program (or values for `--invoke`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+/// How long the guest may run (`run` and `watch`).
+#[derive(Args)]
+struct LimitArgs {
+    /// Stop the guest once it has run for DURATION (`500ms`, `10s`, `2m`, `1h`): it
+    /// traps with `interrupt` at its next call or loop iteration, and Quickbeam exits
+    /// with 124. The code is then compiled with interruption checks (a few percent
+    /// slower, cached apart from code without them).
+    #[arg(long, value_name = "DURATION", value_parser = quickbeam_cli::run::parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
 /// What the guest may see of the host (`run` and `watch`).
@@ -172,7 +190,8 @@ struct ExplainArgs {
 /// cache and runs it again, printing on stderr:
 ///   reloaded in 1.3 ms: 1893 functions, 1889 reused, 3 patched, 1 compiled
 /// One engine serves the whole watch, so only what changed is compiled. Errors in the
-/// module, traps and non-zero exit statuses are printed and the watch goes on; a reload
+/// module, traps (a `--timeout` too: it applies to each run) and non-zero exit statuses
+/// are printed and the watch goes on; a reload
 /// waits for the current run to end. Ctrl-C ends the watch, with status 130.
 ///
 /// Examples:
@@ -184,6 +203,9 @@ struct WatchArgs {
     /// Call this exported function instead of `_start`, with ARGS as its arguments.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
 
     #[command(flatten)]
     guest: GuestArgs,
@@ -266,6 +288,7 @@ fn run_options(
     args: Vec<String>,
     invoke: Option<String>,
     guest: GuestArgs,
+    limits: LimitArgs,
     choice: &CacheChoice,
 ) -> RunOptions {
     let dirs = guest
@@ -284,11 +307,11 @@ fn run_options(
             None => (e.clone(), std::env::var(e).unwrap_or_default()),
         })
         .collect();
-    RunOptions { file, args, invoke, dirs, envs, config: config(choice) }
+    RunOptions { file, args, invoke, dirs, envs, config: config(choice), timeout: limits.timeout }
 }
 
 fn run(args: RunArgs, choice: &CacheChoice) -> ExitCode {
-    let opts = run_options(args.file, args.args, args.invoke, args.guest, choice);
+    let opts = run_options(args.file, args.args, args.invoke, args.guest, args.limits, choice);
     match with_large_stack(|| quickbeam_cli::run::run(&opts)) {
         Ok(RunEnd::Exit(code)) => exit_status(code),
         Ok(RunEnd::Error(e, code)) => {
@@ -329,7 +352,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
 }
 
 fn watch(args: WatchArgs, choice: &CacheChoice) -> ExitCode {
-    let opts = run_options(args.file, args.args, args.invoke, args.guest, choice);
+    let opts = run_options(args.file, args.args, args.invoke, args.guest, args.limits, choice);
     if let Err(e) = quickbeam_cli::watch::exit_on_ctrl_c() {
         eprintln!("warning: {e:#}");
     }

@@ -46,7 +46,7 @@ pub fn watch(opts: &RunOptions) -> Result<()> {
     let name = path.file_name().ok_or_else(|| anyhow!("`{shown}` names no file"))?.to_os_string();
     let dir = directory_of(path);
 
-    let engine = Engine::new(&opts.config)?;
+    let engine = Engine::new(&opts.engine_config())?;
     let (tx, rx) = channel();
     let mut debouncer = new_debouncer(DEBOUNCE, None, tx).map_err(|e| anyhow!("failed to start watching: {e}"))?;
     debouncer

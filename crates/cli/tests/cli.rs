@@ -121,6 +121,45 @@ fn trap_prints_message_and_backtrace() {
     assert_eq!(o.status.code(), Some(134));
 }
 
+/// Issue 5, acceptance 3: `run --timeout 1s` on a module that loops forever ends
+/// with the interruption message, a backtrace into the loop, and status 124.
+#[test]
+fn timeout_interrupts_an_endless_loop() {
+    let dir = files(&[(
+        "spin.wat",
+        b"(module (func $spin (loop $l br $l)) (func (export \"_start\") call $spin))",
+    )]);
+    let start = Instant::now();
+    let o = quickbeam(&["run", "--timeout", "1s", "spin.wat"], dir.path());
+    let took = start.elapsed();
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: timed out: the guest ran longer than --timeout 1s: failed to run `spin.wat`: "),
+        "{err}"
+    );
+    assert!(err.contains("wasm trap: interrupt"), "{err}");
+    assert!(err.lines().any(|l| l.contains("spin") && !l.starts_with("error")), "no backtrace into `spin`:\n{err}");
+    assert_eq!(o.status.code(), Some(124), "{err}");
+    // Not a speed assertion: a guard against a timeout that never fires.
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(60), "{took:?}");
+    eprintln!("`run --timeout 1s` on an endless loop took {took:?}");
+}
+
+/// A guest that finishes in time is not affected by `--timeout`, and a timer of a
+/// finished run does not hold the process.
+#[test]
+fn timeout_leaves_a_guest_that_finishes_alone() {
+    let start = Instant::now();
+    let o = quickbeam(&["run", "--timeout", "10m", "examples/hello.wat"], &workspace_root());
+    assert_eq!(stderr(&o), "");
+    assert_eq!(stdout(&o), "Hello from Quickbeam!\n");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(60));
+    let o = quickbeam(&["run", "--timeout", "10 parsecs", "examples/hello.wat"], &workspace_root());
+    assert!(stderr(&o).contains("invalid duration `10 parsecs`: unknown unit `parsecs`"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2));
+}
+
 #[test]
 fn proc_exit_sets_the_exit_status() {
     let dir = files(&[(

@@ -28,7 +28,7 @@ pub enum TrapCode {
     StackOverflow = 9,
     /// A host function returned an error; the error itself travels beside the trap.
     HostError = 10,
-    /// Execution was interrupted by the embedder.
+    /// Execution was interrupted: the store's epoch deadline was reached.
     Interrupt = 11,
     /// Fuel ran out.
     OutOfFuel = 12,
@@ -80,7 +80,7 @@ impl TrapCode {
             BadConversionToInteger => "invalid conversion to integer",
             StackOverflow => "call stack exhausted",
             HostError => "host function error",
-            Interrupt => "interrupted",
+            Interrupt => "interrupt",
             OutOfFuel => "all fuel consumed",
             Null => "null reference",
         }
