@@ -6,8 +6,12 @@
 //! - [`spec`]: runs spec scripts through the CLI's `.wast` runner, in parallel, each on
 //!   a thread with a large stack.
 //! - [`programs`]: runs a WASI command with captured stdout/stderr.
+//! - [`differential`]: wasm-smith modules run in Quickbeam and in wasmi, compared.
+//! - [`malformed`]: random bytes and mutated modules, for `Module::new` to reject.
 
+pub mod differential;
 pub mod expected;
+pub mod malformed;
 pub mod programs;
 pub mod spec;
 
