@@ -158,8 +158,10 @@ impl std::fmt::Display for Via {
 }
 
 /// Compiles `first`, then `second`, with a fresh cache directory, the second by `path`.
-/// Returns the second module, its engine, and what that engine compiled before it.
-fn compile_after<'a>(first: &'a Build, second: &Build, path: Via) -> (Module, Engine, Vec<&'a Build>, CacheDir) {
+/// Returns the directory, the second module, its engine, and what that engine compiled
+/// before it. (Bind the directory first, so that it is removed after the engine, whose
+/// store writes it in the background, is gone.)
+fn compile_after<'a>(first: &'a Build, second: &Build, path: Via) -> (CacheDir, Module, Engine, Vec<&'a Build>) {
     let dir = CacheDir::new(&second.label);
     let engine = engine_on(&dir);
     compile(&engine, first);
@@ -173,7 +175,7 @@ fn compile_after<'a>(first: &'a Build, second: &Build, path: Via) -> (Module, En
         }
     };
     let module = compile(&engine, second);
-    (module, engine, before, dir)
+    (dir, module, engine, before)
 }
 
 /// Invariant I1 on a real reload: the code compiled through the cache is the code a
@@ -690,7 +692,7 @@ fn check_compiled_at_most(kind: &str, path: Via, bounds: &[Bound]) {
     for program in programs_with(kind) {
         let (b, v) = (base(program), variant(program, kind));
         let reference = Reference::of(&Bodies::of(&b.wasm), &Bodies::of(&v.wasm));
-        let (module, _engine, before, _dir) = compile_after(&b, &v, path);
+        let (_dir, module, _engine, before) = compile_after(&b, &v, path);
         let r = module.compile_report();
         println!("{:<16} {path:<10} {} | reference: {}", v.label, report_line(&r), reference.line());
         assert_eq!(r.reused + r.patched + r.compiled, r.functions, "{}: report does not add up: {r:?}", v.label);
@@ -775,7 +777,7 @@ fn check_literal(path: Via) {
     for program in programs_with("literal") {
         let (b, v) = (base(program), variant(program, "literal"));
         let reference = Reference::of(&Bodies::of(&b.wasm), &Bodies::of(&v.wasm));
-        let (module, engine, before, _dir) = compile_after(&b, &v, path);
+        let (_dir, module, engine, before) = compile_after(&b, &v, path);
         let r = module.compile_report();
         println!("{:<16} {path:<10} {} | reference: {}", v.label, report_line(&r), reference.line());
         explain_constants(&b, &v);
@@ -834,11 +836,12 @@ fn check_shared(first: &str, second: &str, path: Via) {
     let same_bytes = shared.iter().filter(|f| raw.contains(f.raw.as_slice())).count();
     let same_up_to_indices = shared.iter().filter(|f| by_indices.contains(f.up_to_indices.as_slice())).count();
 
-    let (module, engine, before, _dir) = compile_after(&a, &b, path);
+    let (_dir, module, engine, before) = compile_after(&a, &b, path);
     let r = module.compile_report();
     let served = r.reused + r.patched;
     // Bodies repeated within `second` are served without `first` too.
-    let alone = compile(&engine_on(&CacheDir::new(&b.label)), &b).compile_report();
+    let alone_dir = CacheDir::new(&b.label);
+    let alone = compile(&engine_on(&alone_dir), &b).compile_report();
     println!(
         "{second} after {first} ({path}): {}\n  {} of {} functions equal a body of {first} up to immediates and \
          indices ({same_up_to_indices} up to indices, {same_bytes} byte for byte); served {served} ({:.0}% of \
@@ -917,11 +920,11 @@ fn every_variant_run_through_the_cache_prints_its_expected_output() {
     }
     for &(program, kind) in VARIANTS {
         let (b, v) = (base(program), variant(program, kind));
-        let (module, engine, before, _dir) = compile_after(&b, &v, Via::InProcess);
+        let (_dir, module, engine, before) = compile_after(&b, &v, Via::InProcess);
         println!("{:<16} {:<10} {}", v.label, Via::InProcess, report_line(&module.compile_report()));
         assert_prints_expected(&engine, &module, &v, "in process");
         assert_same_code_as_uncached(&module, &v, &before);
-        let (module, _engine, before, _dir) = compile_after(&b, &v, Via::FromDisk);
+        let (_dir, module, _engine, before) = compile_after(&b, &v, Via::FromDisk);
         println!("{:<16} {:<10} {}", v.label, Via::FromDisk, report_line(&module.compile_report()));
         assert_same_code_as_uncached(&module, &v, &before);
     }
