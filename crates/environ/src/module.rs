@@ -204,7 +204,7 @@ pub struct ModuleEnv {
     /// only valid with one (spec §3.4.10, §5.5.16).
     pub has_data_count: bool,
     /// The function names of the name section (custom section "name").
-    pub func_names: HashMap<FuncIndex, String>,
+    pub func_names: std::sync::Arc<HashMap<FuncIndex, String>>,
     /// The module name of the name section.
     pub name: Option<String>,
     /// Every function that may be referenced by `ref.func` or a table (spec §3.4.10 C.refs).
@@ -445,7 +445,7 @@ impl ModuleEnv {
                 wasmparser::Name::Function(map) => {
                     for naming in map {
                         let naming = naming?;
-                        self.func_names.insert(naming.index, naming.name.into());
+                        std::sync::Arc::make_mut(&mut self.func_names).insert(naming.index, naming.name.into());
                     }
                 }
                 _ => {}

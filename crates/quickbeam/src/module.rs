@@ -229,50 +229,57 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     for (f, _) in &funcs {
         size = size.next_multiple_of(FUNCTION_ALIGN);
         func_offsets.push(u32::try_from(size).map_err(|_| anyhow::anyhow!("module code exceeds 4 GiB"))?);
-        size += f.ready.stencil.code.len();
+        size += f.ready.variant.stencil.code.len();
     }
-    let mut image = vec![0xccu8; size];
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
-    let mut info = CodeInfo {
-        functions: Vec::with_capacity(funcs.len()),
-        func_names: env.func_names.clone(),
-        wasm: wasm.into(),
-    };
     let mut report = CompileReport { functions: funcs.len(), bytes: wasm.len(), ..CompileReport::default() };
-    for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
-        let f = &found.ready;
-        let index = env.num_imported_funcs + d as u32;
-        let cx = FinalizeContext {
-            offsets: &offsets,
-            func_code_offsets: &func_offsets,
-            num_imported_funcs: env.num_imported_funcs,
-            this_offset: off,
+    // Finalize straight into the code mapping (no intermediate image to copy).
+    let code = CodeMemory::build(size, |image| -> Result<CodeInfo> {
+        let mut info = CodeInfo {
+            functions: Vec::with_capacity(funcs.len()),
+            func_names: env.func_names.clone(),
+            wasm: wasm.into(),
         };
-        let len = f.stencil.code.len();
-        let out = &mut image[off as usize..off as usize + len];
-        finalize(&f.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
-            anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
-        })?;
-        if let Some(fresh) = &found.check {
-            self_check(index, found.source, fresh, out, &cx)?;
+        let mut end = 0;
+        for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
+            let f = &found.ready;
+            let v = &f.variant;
+            // Padding between functions is int3.
+            image[end..off as usize].fill(0xcc);
+            end = off as usize + v.stencil.code.len();
+            let index = env.num_imported_funcs + d as u32;
+            let cx = FinalizeContext {
+                offsets: &offsets,
+                func_code_offsets: &func_offsets,
+                num_imported_funcs: env.num_imported_funcs,
+                this_offset: off,
+            };
+            let len = v.stencil.code.len();
+            let out = &mut image[off as usize..off as usize + len];
+            finalize(&v.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
+                anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
+            })?;
+            if let Some(fresh) = &found.check {
+                self_check(index, found.source, fresh, out, &cx)?;
+            }
+            match found.source {
+                Source::Reused => report.reused += 1,
+                Source::Patched => report.patched += 1,
+                Source::Compiled => report.compiled += 1,
+            }
+            info.functions.push(FunctionInfo {
+                func_index: index,
+                start: off,
+                len: len as u32,
+                body_offset: body.start,
+                body_len: body.end - body.start,
+                trap_sites: v.trap_sites.clone(),
+                srclocs: v.srclocs.clone(),
+            });
         }
-        match found.source {
-            Source::Reused => report.reused += 1,
-            Source::Patched => report.patched += 1,
-            Source::Compiled => report.compiled += 1,
-        }
-        info.functions.push(FunctionInfo {
-            func_index: index,
-            start: off,
-            len: len as u32,
-            body_offset: body.start,
-            body_len: body.end - body.start,
-            trap_sites: f.stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect(),
-            srclocs: f.stencil.srclocs.clone(),
-        });
-    }
-    let code = CodeMemory::new(&image, info).map_err(|e| anyhow::anyhow!("failed to map code memory: {e}"))?;
+        Ok(info)
+    })?;
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report))
 }

@@ -33,7 +33,7 @@ use crate::{Engine, Result};
 use quickbeam_cache::{CacheStore, ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
 use quickbeam_codegen::{CompiledFunction, FunctionCompiler, Stencil};
 use quickbeam_environ::key::{exact_key, Fingerprinter, StencilKey};
-use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv};
+use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -50,7 +50,7 @@ pub(crate) enum Source {
 
 /// A function ready to finalize.
 pub(crate) struct Ready {
-    pub(crate) stencil: Arc<Stencil>,
+    pub(crate) variant: Arc<RtVariant>,
     pub(crate) params: FunctionParameters,
     pub(crate) consts: Vec<u64>,
     /// The body's shape key (`None` for a body compiled without a key).
@@ -69,13 +69,23 @@ impl Ready {
     }
 }
 
-/// One variant in process: a stencil and the constants it was compiled with.
-struct RtVariant {
-    stencil: Arc<Stencil>,
+/// One variant in process: a stencil, the constants it was compiled with, and its trap
+/// sites and source locations in the runtime's form (shared by every module that uses
+/// the stencil, so a reload copies none of them).
+pub(crate) struct RtVariant {
+    pub(crate) stencil: Arc<Stencil>,
     consts: Vec<u64>,
+    pub(crate) trap_sites: Arc<[(u32, TrapCode)]>,
+    pub(crate) srclocs: Arc<[(u32, u32)]>,
 }
 
 impl RtVariant {
+    fn new(stencil: Arc<Stencil>, consts: Vec<u64>) -> Arc<RtVariant> {
+        let trap_sites = stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect();
+        let srclocs = stencil.srclocs.as_slice().into();
+        Arc::new(RtVariant { stencil, consts, trap_sites, srclocs })
+    }
+
     fn accepts(&self, consts: &[u64]) -> bool {
         let guards = &self.stencil.guards;
         guards.len() == consts.len() && guards.iter().zip(consts).all(|(g, &c)| g.accepts(c))
@@ -243,7 +253,7 @@ impl StencilCache {
                 if list.len() >= MAX_VARIANTS {
                     list.remove(0);
                 }
-                list.push(Arc::new(RtVariant { stencil: Arc::new(v.stencil), consts: v.consts }));
+                list.push(RtVariant::new(Arc::new(v.stencil), v.consts));
             }
         }
         list.iter().find(|v| v.accepts(consts)).cloned()
@@ -312,7 +322,7 @@ impl StencilCache {
         if let Some(rec) = hint {
             if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
                 let (params, consts) = (rec.params.clone(), rec.consts.clone());
-                let ready = Arc::new(Ready { stencil: v.stencil.clone(), params, consts, shape: Some(rec.shape) });
+                let ready = Arc::new(Ready { variant: v, params, consts, shape: Some(rec.shape) });
                 self.put_exact(key, &ready);
                 return hit(ready, Source::Reused, w, input);
             }
@@ -322,25 +332,26 @@ impl StencilCache {
         // reports what is wrong.
         let Ok(f) = w.fingerprinter.fingerprint(env, fp, index, &input.body) else {
             let c = compile(w, env, input)?;
-            let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts, shape: None });
+            let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
+            let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
             return Ok(Lookup { ready, source: Source::Compiled, check: None });
         };
         if let Some(v) = self.find_variant(&f.shape, &f.consts) {
             let source = if v.consts == f.consts { Source::Reused } else { Source::Patched };
-            let ready = Arc::new(Ready { stencil: v.stencil.clone(), params: f.params, consts: f.consts, shape: Some(f.shape) });
+            let ready = Arc::new(Ready { variant: v, params: f.params, consts: f.consts, shape: Some(f.shape) });
             self.put_exact(key, &ready);
             return hit(ready, source, w, input);
         }
         // 4. A miss.
         let c = compile(w, env, input)?;
-        let stencil = Arc::new(c.stencil);
+        let variant = RtVariant::new(Arc::new(c.stencil), c.consts.clone());
         // The key's numbering of slots and constants is the translator's; should they
         // ever disagree, the stencil is used but not cached.
         let agree = c.params == f.params && c.consts == f.consts;
         let shape = agree.then_some(f.shape);
-        let ready = Arc::new(Ready { stencil: stencil.clone(), params: c.params, consts: c.consts, shape });
+        let ready = Arc::new(Ready { variant: variant.clone(), params: c.params, consts: c.consts, shape });
         if agree {
-            self.add_variant(f.shape, Arc::new(RtVariant { stencil, consts: ready.consts.clone() }));
+            self.add_variant(f.shape, variant);
             self.put_exact(key, &ready);
         } else {
             tracing::warn!(func = index, "stencil key and compiler disagree on slots or constants; not cached");
@@ -351,7 +362,8 @@ impl StencilCache {
     /// Compiles without looking anything up (the cache is off).
     pub(crate) fn compile_uncached(env: &ModuleEnv, input: FunctionInput<'_>, w: &mut Workers) -> Result<Lookup> {
         let c = compile(w, env, input)?;
-        let ready = Arc::new(Ready { stencil: Arc::new(c.stencil), params: c.params, consts: c.consts, shape: None });
+        let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
+        let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
         Ok(Lookup { ready, source: Source::Compiled, check: None })
     }
 }

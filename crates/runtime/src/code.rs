@@ -25,11 +25,12 @@ pub struct FunctionInfo {
     pub body_offset: u32,
     /// Length of its body in bytes.
     pub body_len: u32,
-    /// `(code offset within the function, trap code)`, sorted by offset.
-    pub trap_sites: Vec<(u32, TrapCode)>,
+    /// `(code offset within the function, trap code)`, sorted by offset (shared with
+    /// the compiled function it came from).
+    pub trap_sites: Arc<[(u32, TrapCode)]>,
     /// `(code offset within the function, operator ordinal)`, sorted by code offset:
     /// the Wasm operator (0 = the body's first) whose code starts there.
-    pub srclocs: Vec<(u32, u32)>,
+    pub srclocs: Arc<[(u32, u32)]>,
 }
 
 /// Everything needed to map a pc in one module's code to Wasm terms.
@@ -38,7 +39,7 @@ pub struct CodeInfo {
     /// Sorted by `start`, non-overlapping.
     pub functions: Vec<FunctionInfo>,
     /// Function names (name section).
-    pub func_names: HashMap<u32, String>,
+    pub func_names: Arc<HashMap<u32, String>>,
     /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
     /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
     pub wasm: Arc<[u8]>,
@@ -163,18 +164,35 @@ impl CodeMemory {
     /// # Errors
     /// The OS refused the mapping or the protection change.
     pub fn new(image: &[u8], info: CodeInfo) -> std::io::Result<CodeMemory> {
-        let mut map = Mmap::with_rw(image.len().max(1))?;
-        // SAFETY: the mapping was just created readable and writable.
-        unsafe { map.as_mut_slice()[..image.len()].copy_from_slice(image) };
-        let len = map.len();
-        map.make_executable(0, len)?;
+        CodeMemory::build(image.len(), |buf| {
+            buf.copy_from_slice(image);
+            Ok(info)
+        })
+    }
+
+    /// Maps `len` bytes (zeroed) for `fill` to write the code image into and describe
+    /// it, then makes them executable and registers them: an image is written once,
+    /// in place.
+    ///
+    /// # Errors
+    /// `fill`'s error, or the OS refused the mapping or the protection change.
+    pub fn build<E: From<std::io::Error>>(
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
+    ) -> Result<CodeMemory, E> {
+        let mut map = Mmap::with_rw(len.max(1))?;
+        // SAFETY: the mapping was just created readable and writable, and nothing else
+        // refers to it yet.
+        let info = fill(unsafe { &mut map.as_mut_slice()[..len] })?;
+        let mapped = map.len();
+        map.make_executable(0, mapped)?;
         let info = Arc::new(info);
-        let entry = Entry { start: map.as_ptr() as usize, end: map.as_ptr() as usize + image.len(), info: Arc::as_ptr(&info) };
+        let entry = Entry { start: map.as_ptr() as usize, end: map.as_ptr() as usize + len, info: Arc::as_ptr(&info) };
         REGISTRY.update(|t| {
             let i = t.partition_point(|e| e.start < entry.start);
             t.insert(i, entry);
         });
-        Ok(CodeMemory { map, len: image.len(), info })
+        Ok(CodeMemory { map, len, info })
     }
 
     pub fn base(&self) -> *const u8 {
@@ -240,8 +258,8 @@ mod tests {
                     len: 16,
                     body_offset: 100,
                     body_len: 6,
-                    trap_sites: vec![(4, TrapCode::UnreachableCodeReached)],
-                    srclocs: vec![(0, 1), (4, 2)],
+                    trap_sites: vec![(4, TrapCode::UnreachableCodeReached)].into(),
+                    srclocs: vec![(0, 1), (4, 2)].into(),
                 },
                 FunctionInfo {
                     func_index: 4,
@@ -249,11 +267,11 @@ mod tests {
                     len: 8,
                     body_offset: 200,
                     body_len: 2,
-                    trap_sites: vec![],
-                    srclocs: vec![],
+                    trap_sites: Arc::new([]),
+                    srclocs: Arc::new([]),
                 },
             ],
-            func_names: [(3, "f".to_string())].into_iter().collect(),
+            func_names: Arc::new([(3, "f".to_string())].into_iter().collect()),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
             // (104), `end` (105).
             wasm: [&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat().into(),

@@ -57,8 +57,8 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
             len: f.bytes.len() as u32,
             body_offset: input.body.range().start as u32,
             body_len: input.body.as_bytes().len() as u32,
-            trap_sites: f.traps.clone(),
-            srclocs: f.srclocs.clone(),
+            trap_sites: f.traps.clone().into(),
+            srclocs: f.srclocs.clone().into(),
         });
     }
     info.func_names = env.func_names.clone();
