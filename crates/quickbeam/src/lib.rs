@@ -9,6 +9,12 @@
 //! inspect it); a host function's error travels unchanged to the caller of
 //! [`Func::call`].
 //!
+//! Bounding guests: [`limits`] (a store's [`ResourceLimiter`], e.g. [`StoreLimits`]:
+//! memory and table sizes, counts of instances, memories and tables), epoch
+//! interruption ([`Config::epoch_interruption`], [`Engine::increment_epoch`],
+//! [`Store::set_epoch_deadline`]), fuel ([`Config::consume_fuel`], [`Store::set_fuel`])
+//! and the Wasm stack ([`Config::max_wasm_stack`]).
+//!
 //! Unsafe code lives in `quickbeam-runtime`; this crate only calls its small audited
 //! entry points (entering Wasm, the host-call adapter, builtins).
 

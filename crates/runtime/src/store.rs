@@ -7,8 +7,11 @@
 //!   (VMContext entries, funcrefs in tables, instance pointers) stays valid while Wasm or
 //!   a builtin can use it;
 //! - compiled code and builtins only run inside [`call`], which holds the exclusive
-//!   borrow of the store's owner `S` and lends it to host functions through the
-//!   activation, so at any time exactly one party touches the objects.
+//!   borrow of the store's owner `S` and lends it to host functions (and to the grow
+//!   builtins, which ask [`HostStore::growing`]) through the activation, so at any time
+//!   exactly one party touches the objects;
+//! - every VMContext of the store holds the store's stack limit and epoch deadline, and
+//!   points to its epoch counter and fuel, which live as long as the store.
 
 use crate::host::{HostCallback, HostFuncOwned};
 use crate::instance::{CompiledModule, Instance};
