@@ -304,7 +304,7 @@ fn run_child(file: &Path, invoke: Option<(&str, usize)>, timeout: Duration) -> C
 /// numbers (called with zeros).
 fn entry(wasm: &[u8]) -> Option<Option<(String, usize)>> {
     use differential::Ty;
-    let shape = differential::shape_with_imports(wasm)?;
+    let shape = differential::shape(wasm)?;
     if shape.funcs.iter().any(|(n, _)| n == "_start") {
         return Some(None);
     }
