@@ -7,8 +7,11 @@
 //! `... -- reload [FILE.wasm ...]` (cold compile, warm reload in process and from disk,
 //! reload after a one-function and a one-constant edit; see `reload.rs`);
 //! `... -- run` (the real programs' run time next to their native builds; the native
-//! time includes process start-up, a millisecond or so);
-//! `... -- features [FILE.wasm ...]` (which post-MVP features a module needs).
+//! time includes process start-up, a millisecond or so; `run --checks` adds the run
+//! time without checks, with epoch interruption checks and with fuel metering, as the
+//! thread's CPU time, best of 5 runs interleaved, and the cost of the checks);
+//! `... -- features [FILE.wasm ...]` (which post-MVP features a module needs);
+//! `... -- run-once FILE.wasm [plain|epochs|fuel]` (one run, for `valgrind` or `perf`).
 //! Every figure is the best of several runs, single-threaded (`RAYON_NUM_THREADS=1`
 //! unless the environment sets it). See `benches/README.md`.
 
@@ -96,20 +99,25 @@ fn bench_compile(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Compiles and runs a WASI command once with captured output; returns (compile, run).
-fn run_once(bytes: &[u8]) -> Result<(Duration, Duration)> {
+/// Compiles and runs a WASI command once with captured output; returns (compile, run)
+/// in wall-clock time, and the run's CPU time.
+fn run_once(bytes: &[u8], config: &quickbeam::Config) -> Result<(Duration, Duration, Duration)> {
     use quickbeam::*;
     use quickbeam_wasi::*;
-    let engine = Engine::new(&Config::new())?;
+    let engine = Engine::new(config)?;
     let t = Instant::now();
     let module = Module::new(&engine, bytes)?;
     let compile = t.elapsed();
     let out = OutputBuffer::new();
     let wasi = WasiCtx::builder().arg("bench").stdout_capture(out.clone()).build();
     let mut store = Store::new(&engine, wasi);
+    // Checks compiled in (if configured) but never firing.
+    store.set_epoch_deadline(u64::MAX);
+    let _ = store.set_fuel(u64::MAX);
     let mut linker = Linker::new(&engine);
     add_to_linker(&mut linker, |cx: &mut WasiCtx| cx)?;
     let t = Instant::now();
+    let cpu = reload::thread_cpu_time();
     let instance = linker.instantiate(&mut store, &module)?;
     let start = instance.get_func(&mut store, "_start").context("no _start")?;
     match start.call(&mut store, &[], &mut []) {
@@ -117,20 +125,45 @@ fn run_once(bytes: &[u8]) -> Result<(Duration, Duration)> {
         Err(e) if e.chain().any(|c| c.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0)) => {}
         Err(e) => return Err(e),
     }
-    Ok((compile, t.elapsed()))
+    Ok((compile, t.elapsed(), reload::thread_cpu_time() - cpu))
 }
 
-/// Run time of the real programs (best of 3), next to their native builds.
-fn bench_run() -> Result<()> {
+/// [`run_once`] on a thread with a large stack.
+fn run_on_large_stack(bytes: &[u8], config: &quickbeam::Config) -> Result<(Duration, Duration, Duration)> {
+    let (b, config) = (bytes.to_vec(), config.clone());
+    quickbeam_cli::with_large_stack(move || run_once(&b, &config)).map_err(|p| anyhow::anyhow!("panicked: {p}"))?
+}
+
+/// The run's CPU time without checks, with epoch checks and with fuel: best of 5, the
+/// three interleaved so that a busy minute of the machine hits all three alike.
+fn run_checks(bytes: &[u8]) -> Result<[Duration; 3]> {
+    let mut configs = [quickbeam::Config::new(), quickbeam::Config::new(), quickbeam::Config::new()];
+    configs[1].epoch_interruption(true);
+    configs[2].consume_fuel(true);
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..5 {
+        for (b, config) in best.iter_mut().zip(&configs) {
+            *b = (*b).min(run_on_large_stack(bytes, config)?.2);
+        }
+    }
+    Ok(best)
+}
+
+/// Run time of the real programs (best of 3), next to their native builds; with
+/// `checks`, also with epoch interruption checks and with fuel metering.
+fn bench_run(checks: bool) -> Result<()> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures");
     println!("Real programs (best of 3; build them with `bash fixtures/build.sh`). Budget (DESIGN.md §9): within 1.3x of Cranelift.");
-    println!("{:<10} {:>12} {:>12} {:>12} {:>10}", "program", "compile ms", "run ms", "native ms", "run/native");
+    print!("{:<10} {:>12} {:>12} {:>12} {:>10}", "program", "compile ms", "run ms", "native ms", "run/native");
+    if checks {
+        print!(" {:>10} {:>10} {:>8} {:>10} {:>8}", "cpu ms", "epochs ms", "+epochs", "fuel ms", "+fuel");
+    }
+    println!();
     for name in ["sqlite", "lua", "zstd", "bzip2"] {
         let bytes = std::fs::read(dir.join(format!("{name}.wasm"))).with_context(|| format!("{name}.wasm missing"))?;
         let (mut compile, mut run) = (Duration::MAX, Duration::MAX);
         for _ in 0..3 {
-            let b = bytes.clone();
-            let (c, r) = quickbeam_cli::with_large_stack(move || run_once(&b)).map_err(|p| anyhow::anyhow!("panicked: {p}"))??;
+            let (c, r, _) = run_on_large_stack(&bytes, &quickbeam::Config::new())?;
             compile = compile.min(c);
             run = run.min(r);
         }
@@ -140,7 +173,13 @@ fn bench_run() -> Result<()> {
             Ok(())
         })?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!("{:<10} {:>12.1} {:>12.1} {:>12.1} {:>9.2}x", name, ms(compile), ms(run), ms(native), ms(run) / ms(native));
+        print!("{:<10} {:>12.1} {:>12.1} {:>12.1} {:>9.2}x", name, ms(compile), ms(run), ms(native), ms(run) / ms(native));
+        if checks {
+            let [plain, epochs, fuel] = run_checks(&bytes)?;
+            let cost = |d: Duration| (ms(d) / ms(plain) - 1.0) * 100.0;
+            print!(" {:>10.1} {:>10.1} {:>7.1}% {:>10.1} {:>7.1}%", ms(plain), ms(epochs), cost(epochs), ms(fuel), cost(fuel));
+        }
+        println!();
     }
     Ok(())
 }
@@ -155,10 +194,27 @@ fn main() -> Result<()> {
     let files: Vec<PathBuf> = if rest.is_empty() { default_files() } else { rest.iter().map(PathBuf::from).collect() };
     match cmd {
         "compile" => bench_compile(&files),
-        "run" => bench_run(),
+        "run" => bench_run(rest.iter().any(|a| a == "--checks")),
         "reload" => reload::bench_reload(&files),
         "features" => reload::features(&files),
         "warm-loop" => reload::warm_loop(&files, 200),
-        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload, features, warm-loop)"),
+        "run-once" => {
+            let mut config = quickbeam::Config::new();
+            match rest.get(1).map(String::as_str) {
+                None | Some("plain") => {}
+                Some("epochs") => {
+                    config.epoch_interruption(true);
+                }
+                Some("fuel") => {
+                    config.consume_fuel(true);
+                }
+                Some(other) => anyhow::bail!("unknown setting `{other}` (plain, epochs or fuel)"),
+            }
+            let bytes = std::fs::read(&files[0]).with_context(|| format!("failed to read {}", files[0].display()))?;
+            let (compile, run, cpu) = run_on_large_stack(&bytes, &config)?;
+            println!("compile {compile:?}, run {run:?} (cpu {cpu:?})");
+            Ok(())
+        }
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload, features, warm-loop, run-once)"),
     }
 }
