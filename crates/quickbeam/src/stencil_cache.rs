@@ -63,9 +63,12 @@ impl Ready {
         Some(ExactRecord { shape: self.shape?, params: self.params.clone(), consts: self.consts.clone() })
     }
 
-    /// Bytes this entry keeps alive in the in-process maps (roughly).
+    /// Bytes this entry keeps alive in the in-process maps (roughly: the entry, its
+    /// key and its vectors; the variant is charged when it is added).
     fn cost(&self) -> usize {
-        128 + 8 * self.consts.len() + 4 * self.params.funcs.len()
+        let p = &self.params;
+        let slots = [&p.funcs, &p.globals, &p.tables, &p.types, &p.memories, &p.datas, &p.elems];
+        192 + 8 * self.consts.capacity() + slots.iter().map(|v| 4 * v.capacity()).sum::<usize>()
     }
 }
 
@@ -84,6 +87,24 @@ impl RtVariant {
         let trap_sites = stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect();
         let srclocs = stencil.srclocs.as_slice().into();
         Arc::new(RtVariant { stencil, consts, trap_sites, srclocs })
+    }
+
+    /// Bytes this variant keeps alive: every vector of its stencil (not only the code:
+    /// source locations and guards are often larger) and the runtime's copies.
+    fn cost(&self) -> usize {
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let s = &*self.stencil;
+        256 + bytes(&s.code)
+            + bytes(&s.relocs)
+            + bytes(&s.const_sites)
+            + bytes(&s.guards)
+            + bytes(&s.trap_sites)
+            + bytes(&s.srclocs)
+            + bytes(&self.consts)
+            + std::mem::size_of_val(&*self.trap_sites)
+            + std::mem::size_of_val(&*self.srclocs)
     }
 
     fn accepts(&self, consts: &[u64]) -> bool {
@@ -244,16 +265,17 @@ impl StencilCache {
             return Some(v);
         }
         let stored = Variants::decode(&self.store.as_ref()?.get(&shape.0)?)?;
+        let stored: Vec<_> = stored.variants.into_iter().map(|v| RtVariant::new(Arc::new(v.stencil), v.consts)).collect();
         let mut maps = self.maps();
-        let cost: usize = stored.variants.iter().map(|v| v.stencil.code.len() + 256).sum();
+        let cost: usize = stored.iter().map(|v| v.cost()).sum();
         self.charge(&mut maps, cost);
         let list = maps.shapes.entry(*shape).or_default();
-        for v in stored.variants {
-            if !list.iter().any(|x| *x.stencil == v.stencil) {
+        for v in stored {
+            if !list.iter().any(|x| x.stencil == v.stencil) {
                 if list.len() >= MAX_VARIANTS {
                     list.remove(0);
                 }
-                list.push(RtVariant::new(Arc::new(v.stencil), v.consts));
+                list.push(v);
             }
         }
         list.iter().find(|v| v.accepts(consts)).cloned()
@@ -263,7 +285,7 @@ impl StencilCache {
     fn add_variant(&self, shape: StencilKey, variant: Arc<RtVariant>) {
         let entry = {
             let mut maps = self.maps();
-            self.charge(&mut maps, variant.stencil.code.len() + 256);
+            self.charge(&mut maps, variant.cost());
             let list = maps.shapes.entry(shape).or_default();
             if list.iter().any(|x| x.stencil == variant.stencil) {
                 return;
@@ -374,4 +396,32 @@ fn compile(w: &mut Workers, env: &ModuleEnv, input: FunctionInput<'_>) -> Result
         let name = env.func_name(index).map(|n| format!(" (`{n}`)")).unwrap_or_default();
         anyhow::anyhow!("failed to compile function {index}{name}: {e}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickbeam_codegen::{Guard, TrapSite};
+
+    /// The in-process bound counts what a variant keeps alive, not only its code: the
+    /// differential tests' wasm-smith modules, full of constants and short operators,
+    /// kept 5× the 256 MiB bound alive when only `code.len() + 256` was charged.
+    #[test]
+    fn a_variant_costs_all_its_vectors() {
+        let stencil = Stencil {
+            code: vec![0x90; 100],
+            guards: vec![Guard::Range { lo: 0, hi: 1 }; 1_000],
+            trap_sites: vec![TrapSite { offset: 0, code: TrapCode::MemoryOutOfBounds }; 100],
+            srclocs: vec![(0, 0); 10_000],
+            ..Stencil::default()
+        };
+        let v = RtVariant::new(Arc::new(stencil), vec![0; 1_000]);
+        let s = &v.stencil;
+        let heap = s.code.len()
+            + std::mem::size_of_val(s.guards.as_slice())
+            + std::mem::size_of_val(s.trap_sites.as_slice())
+            + 2 * std::mem::size_of_val(s.srclocs.as_slice()) // the stencil's and the runtime's
+            + 8 * 1_000;
+        assert!(v.cost() >= heap, "cost {} < {heap} bytes on the heap", v.cost());
+    }
 }
