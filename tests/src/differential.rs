@@ -659,10 +659,12 @@ pub fn panic_message(p: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "<non-string panic>".to_string())
 }
 
-/// A Quickbeam engine for differential runs: every supported feature on, in-process
-/// cache on, a Wasm stack of [`QUICKBEAM_WASM_STACK`].
+/// A Quickbeam engine for differential runs: every supported feature on, a Wasm stack
+/// of [`QUICKBEAM_WASM_STACK`], the in-process cache on (off with
+/// `QUICKBEAM_DIFF_CACHE=0`).
 pub fn quickbeam_engine() -> quickbeam::Engine {
-    quickbeam::Engine::new(quickbeam::Config::new().max_wasm_stack(QUICKBEAM_WASM_STACK)).expect("engine")
+    let cache = std::env::var("QUICKBEAM_DIFF_CACHE").map_or(true, |v| v != "0");
+    quickbeam::Engine::new(quickbeam::Config::new().max_wasm_stack(QUICKBEAM_WASM_STACK).cache(cache)).expect("engine")
 }
 
 /// Quickbeam's Wasm stack in differential runs; the thread that runs [`check`] needs

@@ -6,6 +6,8 @@
 //! - `QUICKBEAM_DIFF_SECONDS=S`: stop after S seconds of wall time, whatever N;
 //! - `QUICKBEAM_DIFF_SEED=X`: the run's seed (default fixed, so runs repeat);
 //! - `QUICKBEAM_DIFF_THREADS=T`: worker threads (default 1), each with its own engine;
+//! - `QUICKBEAM_DIFF_CACHE=0`: Quickbeam's in-process cache off (by default it is on, so
+//!   cache hits and constant patching across cases are compared too);
 //! - `QUICKBEAM_DIFF_CASE=I`: only case I of the seed (to reproduce a divergence); it
 //!   prints both engines' transcripts and writes the module to `target/differential/`.
 //!
