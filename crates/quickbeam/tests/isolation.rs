@@ -63,7 +63,6 @@ fn trap_code(e: &Error) -> TrapCode {
 /// another store of the same engine.
 struct World {
     engine: Engine,
-    module: Module,
     store: Store<Host>,
     subject: Instance,
     bystander: Instance,
@@ -92,7 +91,7 @@ impl World {
         let subject = Instance::new(&mut store, &module, &[]).unwrap();
         let bystander = Instance::new(&mut store, &module, &[]).unwrap();
         let other = Instance::new(&mut other_store, &module, &[]).unwrap();
-        let mut w = World { engine, module, store, subject, bystander, other_store, other };
+        let mut w = World { engine, store, subject, bystander, other_store, other };
         for (i, mark) in [(w.subject, 1), (w.bystander, 2)] {
             i.get_memory(&mut w.store, "mem").unwrap().data_mut(&mut w.store)[MARK_AT as usize] = mark;
         }
