@@ -172,6 +172,22 @@ pub fn finalize(
             return Err(FinalizeError::GuardRejected(k as u32));
         }
     }
+    finalize_accepted(stencil, params, consts, cx, out)
+}
+
+/// [`finalize`] for constants already known to satisfy the stencil's guards (the
+/// cache checks them when it picks a variant; a stencil's own constants always do):
+/// skips that check (a loop over every constant, on the hot path of a warm reload).
+///
+/// # Errors
+/// [`FinalizeError::MissingParameter`] if `params` or `consts` lack a slot.
+pub fn finalize_accepted(
+    stencil: &Stencil,
+    params: &FunctionParameters,
+    consts: &[u64],
+    cx: &FinalizeContext<'_>,
+    out: &mut [u8],
+) -> Result<(), FinalizeError> {
     out.copy_from_slice(&stencil.code);
     for site in &stencil.const_sites {
         let bits = *consts.get(site.k.index()).ok_or(FinalizeError::MissingParameter)?;

@@ -1,7 +1,7 @@
 //! [`Module`]: a compiled module, ready to instantiate in any store of its engine.
 
 use crate::{Engine, ExternType, Result};
-use quickbeam_codegen::{finalize, CompiledFunction, FinalizeContext};
+use quickbeam_codegen::{finalize, finalize_accepted, CompiledFunction, FinalizeContext};
 use crate::stencil_cache::{Lookup, Source, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
@@ -257,7 +257,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             };
             let len = v.stencil.code.len();
             let out = &mut image[off as usize..off as usize + len];
-            finalize(&v.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
+            // Lookups only hand out variants whose guards accept these constants.
+            debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
+            finalize_accepted(&v.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
                 anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
             })?;
             if let Some(fresh) = &found.check {
