@@ -2,8 +2,10 @@
 //! gets each function's stencil, parameters and constants, compiling only on a miss.
 //!
 //! A lookup goes from cheap to dear:
-//! 1. the **exact key** (a hash of the raw body, its type, the module context and the
-//!    engine) in the in-process map: nothing is decoded;
+//! 1. the **exact body** in the in-process map: the raw body, its type and the module
+//!    context, compared byte for byte (found by a fast non-cryptographic hash, since
+//!    the comparison makes collisions harmless; a warm reload hashes at memory speed
+//!    instead of SHA-256's): nothing is decoded;
 //! 2. the module's record in the persistent store ([`CacheStore`]), read once per
 //!    module under a hash of the whole module (`environ::key::module_key`): per function an
 //!    [`ExactRecord`] naming the shape key, the parameters and the constants;
@@ -32,7 +34,9 @@
 use crate::{Engine, Result};
 use quickbeam_cache::{CacheStore, ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
 use quickbeam_codegen::{CompiledFunction, FunctionCompiler, Stencil};
-use quickbeam_environ::key::{exact_key, Fingerprinter, StencilKey};
+use quickbeam_environ::key::{Fingerprinter, StencilKey};
+use quickbeam_environ::FuncType;
+use std::hash::{BuildHasher, Hasher};
 use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
@@ -117,9 +121,40 @@ impl RtVariant {
     }
 }
 
+/// What an in-process exact entry is looked up by: a function body, its type and its
+/// module's context (the engine is the map's own).
+struct ExactKey<'a> {
+    ctx: &'a [u8; 32],
+    ty: &'a FuncType,
+    body: &'a [u8],
+    hash: u64,
+}
+
+impl<'a> ExactKey<'a> {
+    fn new(ctx: &'a [u8; 32], ty: &'a FuncType, body: &'a [u8]) -> ExactKey<'a> {
+        let mut h = foldhash::quality::FixedState::with_seed(0x71b3_5e0c_a4d2_9f11).build_hasher();
+        h.write(ctx);
+        h.write(body);
+        ExactKey { ctx, ty, body, hash: h.finish() }
+    }
+
+    fn matches(&self, e: &ExactEntry) -> bool {
+        *e.body == *self.body && e.ctx == *self.ctx && e.ty == *self.ty
+    }
+}
+
+/// An exact body and what it finalizes with.
+struct ExactEntry {
+    ctx: [u8; 32],
+    ty: FuncType,
+    body: Box<[u8]>,
+    ready: Arc<Ready>,
+}
+
 #[derive(Default)]
 struct Maps {
-    exact: HashMap<StencilKey, Arc<Ready>>,
+    /// By [`ExactKey::hash`]; entries are told apart by comparing what they hold.
+    exact: HashMap<u64, Vec<ExactEntry>>,
     shapes: HashMap<StencilKey, Vec<Arc<RtVariant>>>,
     bytes: usize,
 }
@@ -252,10 +287,19 @@ impl StencilCache {
         maps.bytes += cost;
     }
 
-    fn put_exact(&self, key: StencilKey, ready: &Arc<Ready>) {
+    fn put_exact(&self, key: &ExactKey<'_>, ready: &Arc<Ready>) {
         let mut maps = self.maps();
-        self.charge(&mut maps, ready.cost());
-        maps.exact.insert(key, ready.clone());
+        self.charge(&mut maps, ready.cost() + key.body.len() + 96);
+        let list = maps.exact.entry(key.hash).or_default();
+        if !list.iter().any(|e| key.matches(e)) {
+            let (ctx, ty, body) = (*key.ctx, key.ty.clone(), key.body.into());
+            list.push(ExactEntry { ctx, ty, body, ready: ready.clone() });
+        }
+    }
+
+    fn get_exact(&self, key: &ExactKey<'_>) -> Option<Arc<Ready>> {
+        let maps = self.maps();
+        maps.exact.get(&key.hash)?.iter().find(|e| key.matches(e)).map(|e| e.ready.clone())
     }
 
     /// The first variant of `shape` whose guards accept `consts`, from the in-process
@@ -329,14 +373,14 @@ impl StencilCache {
         let fp = engine.inner.fingerprint.as_bytes();
         let self_check = engine.config().cache_self_check;
         let index = input.index;
-        let key = exact_key(fp, module_ctx, env.func_type(index), input.body.as_bytes());
+        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
         let hit = |ready: Arc<Ready>, source, w: &mut Workers, input: FunctionInput<'_>| -> Result<Lookup> {
             let check = if self_check { Some(compile(w, env, input)?) } else { None };
             Ok(Lookup { source, ready, check })
         };
 
         // 1. The exact key, in process.
-        let found = self.maps().exact.get(&key).cloned();
+        let found = self.get_exact(&key);
         if let Some(ready) = found {
             return hit(ready, Source::Reused, w, input);
         }
@@ -345,7 +389,7 @@ impl StencilCache {
             if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
                 let (params, consts) = (rec.params.clone(), rec.consts.clone());
                 let ready = Arc::new(Ready { variant: v, params, consts, shape: Some(rec.shape) });
-                self.put_exact(key, &ready);
+                self.put_exact(&key, &ready);
                 return hit(ready, Source::Reused, w, input);
             }
         }
@@ -361,7 +405,7 @@ impl StencilCache {
         if let Some(v) = self.find_variant(&f.shape, &f.consts) {
             let source = if v.consts == f.consts { Source::Reused } else { Source::Patched };
             let ready = Arc::new(Ready { variant: v, params: f.params, consts: f.consts, shape: Some(f.shape) });
-            self.put_exact(key, &ready);
+            self.put_exact(&key, &ready);
             return hit(ready, source, w, input);
         }
         // 4. A miss.
@@ -374,7 +418,7 @@ impl StencilCache {
         let ready = Arc::new(Ready { variant: variant.clone(), params: c.params, consts: c.consts, shape });
         if agree {
             self.add_variant(f.shape, variant);
-            self.put_exact(key, &ready);
+            self.put_exact(&key, &ready);
         } else {
             tracing::warn!(func = index, "stencil key and compiler disagree on slots or constants; not cached");
         }
