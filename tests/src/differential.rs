@@ -92,8 +92,16 @@ pub fn smith_config() -> wasm_smith::Config {
 /// (wasm-smith guards loads, stores, divisions, conversions... so that calls run
 /// deeper), and the instruction budget varies.
 pub fn smith_module(data: &[u8]) -> Option<(Vec<u8>, u64)> {
+    smith_module_with(smith_config(), data)
+}
+
+/// [`smith_module`] without imports (for hosts other than the differential one).
+pub fn smith_module_without_imports(data: &[u8]) -> Option<(Vec<u8>, u64)> {
+    smith_module_with(wasm_smith::Config { max_imports: 0, available_imports: None, ..smith_config() }, data)
+}
+
+fn smith_module_with(mut config: wasm_smith::Config, data: &[u8]) -> Option<(Vec<u8>, u64)> {
     let (&knobs, data) = data.split_first()?;
-    let mut config = smith_config();
     config.disallow_traps = knobs & 1 != 0;
     config.max_instructions = [100, 300, 600, 1500][usize::from(knobs >> 1) & 3];
     let mut u = arbitrary::Unstructured::new(data);

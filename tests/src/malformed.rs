@@ -254,8 +254,8 @@ fn mutate_section(v: &mut Vec<u8>, rng: &mut Rng) -> String {
 pub enum Verdict {
     /// Compiled; wasmparser's validator agrees the module is valid.
     Valid,
-    /// Rejected with an error; wasmparser agrees.
-    Rejected,
+    /// Rejected with an error (its text); wasmparser agrees.
+    Rejected(String),
     /// Rejected although wasmparser's validator accepts it: Quickbeam is stricter
     /// (an unsupported feature or limit, an overlong LEB128). Counted, not a failure.
     Stricter(String),
@@ -283,7 +283,7 @@ pub fn check_module_new(engine: &quickbeam::Engine, wasm: &[u8]) -> Verdict {
         (Ok(Ok(())), Ok(Err(e))) => {
             Verdict::Failed(format!("Module::new accepted a module the validator rejects: {e}"))
         }
-        (Ok(Err(_)), Ok(Err(_))) => Verdict::Rejected,
+        (Ok(Err(e)), Ok(Err(_))) => Verdict::Rejected(format!("{e:#}")),
         (Ok(Err(e)), Ok(Ok(()))) => Verdict::Stricter(format!("{e:#}")),
     }
 }
@@ -294,6 +294,10 @@ pub struct Tally {
     pub inputs: u64,
     pub valid: u64,
     pub rejected: u64,
+    /// Rejections whose message gives no byte offset (I6 asks for one where there is
+    /// one); counted, with an example, not failures.
+    pub without_offset: u64,
+    pub example_without_offset: Option<String>,
     pub stricter: u64,
     pub failed: u64,
 }
@@ -303,7 +307,13 @@ impl Tally {
         self.inputs += 1;
         match v {
             Verdict::Valid => self.valid += 1,
-            Verdict::Rejected => self.rejected += 1,
+            Verdict::Rejected(e) => {
+                self.rejected += 1;
+                if !e.contains("offset") {
+                    self.without_offset += 1;
+                    self.example_without_offset.get_or_insert_with(|| e.clone());
+                }
+            }
             Verdict::Stricter(_) => self.stricter += 1,
             Verdict::Failed(_) => self.failed += 1,
         }
@@ -313,6 +323,10 @@ impl Tally {
         self.inputs += o.inputs;
         self.valid += o.valid;
         self.rejected += o.rejected;
+        self.without_offset += o.without_offset;
+        if self.example_without_offset.is_none() {
+            self.example_without_offset = o.example_without_offset.clone();
+        }
         self.stricter += o.stricter;
         self.failed += o.failed;
     }
@@ -322,8 +336,8 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} inputs: {} valid, {} rejected, {} rejected by Quickbeam only, {} failed",
-            self.inputs, self.valid, self.rejected, self.stricter, self.failed
+            "{} inputs: {} valid, {} rejected ({} without a byte offset), {} rejected by Quickbeam only, {} failed",
+            self.inputs, self.valid, self.rejected, self.without_offset, self.stricter, self.failed
         )
     }
 }

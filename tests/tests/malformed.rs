@@ -101,6 +101,9 @@ fn arbitrary_bytes() {
             tally.add(&v);
         }
         println!("arbitrary bytes (seed {seed:#x}): {tally} in {:.1} s", start.elapsed().as_secs_f64());
+        if let Some(e) = &tally.example_without_offset {
+            println!("  a rejection without an offset: {e}");
+        }
         assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
     });
 }
@@ -129,11 +132,12 @@ fn real_modules() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Small valid modules from wasm-smith (the differential configuration).
+/// Small valid modules from wasm-smith (the differential configuration without
+/// imports, so that `quickbeam run` can run them).
 fn smith_modules(seed: u64, n: u64) -> Vec<(String, Vec<u8>)> {
     (0..n)
         .filter_map(|i| {
-            let (wasm, _) = differential::smith_module(&differential::case_bytes(seed ^ 0x5eed, i))?;
+            let (wasm, _) = differential::smith_module_without_imports(&differential::case_bytes(seed ^ 0x5eed, i))?;
             Some((format!("smith-{i}"), wasm))
         })
         .collect()
@@ -186,6 +190,9 @@ fn mutated_modules() {
             tally.merge(&per);
         }
         println!("mutated modules (seed {seed:#x}): {tally} in {:.1} s", start.elapsed().as_secs_f64());
+        if let Some(e) = &tally.example_without_offset {
+            println!("  a rejection without an offset: {e}");
+        }
         assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
     });
 }
