@@ -13,7 +13,8 @@
 //!
 //! `cargo test --release -p quickbeam-tests --test malformed -- --nocapture` is the
 //! short run. `QUICKBEAM_MALFORMED_SCALE=K` multiplies every count by K (the long
-//! run), `QUICKBEAM_MALFORMED_SECONDS=S` ends each test after S seconds,
+//! run: K rounds of mutations, each with new wasm-smith modules),
+//! `QUICKBEAM_MALFORMED_SECONDS=S` ends each test after S seconds,
 //! `QUICKBEAM_MALFORMED_SEED=X` changes the seed. `QUICKBEAM_MALFORMED_CLI=PATH` runs
 //! that `quickbeam` binary instead of this test executable as the child.
 
@@ -143,20 +144,26 @@ fn smith_modules(seed: u64, n: u64) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The mutation corpus: `(name, bytes, mutations of it)`. Large modules get fewer.
-fn corpus(seed: u64) -> Vec<(String, Vec<u8>, u64)> {
-    let s = scale();
+/// The mutation corpus of round `round`: `(name, bytes, mutations of it)`, the real
+/// modules (large ones get fewer mutations), hello.wat, and 40 wasm-smith modules new
+/// in each round.
+fn corpus(real: &[(String, Vec<u8>)], seed: u64, round: u64) -> Vec<(String, Vec<u8>, u64)> {
     let mut out = Vec::new();
-    for (name, bytes) in real_modules() {
+    for (name, bytes) in real {
         let n = if bytes.len() > 1 << 20 { 6 } else { 30 };
-        out.push((name, bytes, n * s));
+        out.push((name.clone(), bytes.clone(), n));
     }
     let hello = wat::parse_file(quickbeam_tests::workspace_root().join("examples/hello.wat")).expect("hello.wat");
-    out.push(("hello.wat".into(), hello, 100 * s));
-    for (name, bytes) in smith_modules(seed, 40) {
-        out.push((name, bytes, 40 * s));
+    out.push(("hello.wat".into(), hello, 100));
+    for (name, bytes) in smith_modules(seed ^ round.wrapping_mul(0x1_0000_0001), 40) {
+        out.push((format!("{name}.{round}"), bytes, 40));
     }
     out
+}
+
+/// The mutation generator of module `m` in round `round`.
+fn mutation_rng(seed: u64, m: usize, round: u64) -> Rng {
+    Rng::new(seed ^ (m as u64).wrapping_mul(0x100_0001) ^ round.wrapping_mul(0x9e37_79b9))
 }
 
 #[test]
@@ -164,30 +171,41 @@ fn mutated_modules() {
     on_big_stack(|| {
         let (seed, deadline) = (seed(), deadline());
         let engines = engines();
+        let real = real_modules();
         let (mut tally, mut failures) = (Tally::default(), Vec::new());
+        let mut per_module = std::collections::BTreeMap::<String, (Tally, f64)>::new();
         let start = Instant::now();
-        for (m, (name, bytes, n)) in corpus(seed).into_iter().enumerate() {
-            let mut rng = Rng::new(seed ^ (m as u64).wrapping_mul(0x100_0001));
-            let mut per = Tally::default();
-            let t = Instant::now();
-            for i in 0..n {
-                if out_of_time(deadline) {
-                    break;
+        'rounds: for round in 0..scale() {
+            for (m, (name, bytes, n)) in corpus(&real, seed, round).into_iter().enumerate() {
+                let mut rng = mutation_rng(seed, m, round);
+                let mut per = Tally::default();
+                let t = Instant::now();
+                for i in 0..n {
+                    if out_of_time(deadline) {
+                        tally.merge(&per);
+                        break 'rounds;
+                    }
+                    let (mutant, what) = malformed::mutate(&bytes, &mut rng);
+                    // Mostly the cached engine: its hits skip validation, which the
+                    // validator cross-check then covers.
+                    let engine = &engines[usize::from(i % 4 == 3)];
+                    let v = malformed::check_module_new(engine, &mutant);
+                    if let Verdict::Failed(why) = &v {
+                        let file = format!("{name}-{seed:#x}-{round}-{i}.wasm");
+                        failures.push(record(&file, &mutant, &format!("{what}: {why}")));
+                    }
+                    per.add(&v);
                 }
-                let (mutant, what) = malformed::mutate(&bytes, &mut rng);
-                // Mostly the cached engine: its hits skip validation, which the
-                // validator cross-check then covers.
-                let engine = &engines[usize::from(i % 4 == 3)];
-                let v = malformed::check_module_new(engine, &mutant);
-                if let Verdict::Failed(why) = &v {
-                    failures.push(record(&format!("{name}-{seed:#x}-{i}.wasm"), &mutant, &format!("{what}: {why}")));
+                if !name.starts_with("smith-") {
+                    let e = per_module.entry(name).or_default();
+                    e.0.merge(&per);
+                    e.1 += t.elapsed().as_secs_f64();
                 }
-                per.add(&v);
+                tally.merge(&per);
             }
-            if !name.starts_with("smith-") {
-                println!("  {name}: {per} in {:.1} s", t.elapsed().as_secs_f64());
-            }
-            tally.merge(&per);
+        }
+        for (name, (t, secs)) in &per_module {
+            println!("  {name}: {t} in {secs:.1} s");
         }
         println!("mutated modules (seed {seed:#x}): {tally} in {:.1} s", start.elapsed().as_secs_f64());
         if let Some(e) = &tally.example_without_offset {
@@ -325,7 +343,6 @@ fn entry(wasm: &[u8]) -> Option<Option<(String, usize)>> {
 #[test]
 fn mutated_modules_run() {
     let (seed, deadline) = (seed(), deadline());
-    let runs_per_module = 2 * scale();
     let timeout = Duration::from_secs(env_u64("QUICKBEAM_MALFORMED_TIMEOUT").unwrap_or(3));
     let dir = std::env::temp_dir().join(format!("quickbeam-malformed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -333,39 +350,44 @@ fn mutated_modules_run() {
     let (mut runs, mut timed_out, mut valid) = (0u64, 0u64, 0u64);
     let mut statuses = std::collections::BTreeMap::<i32, u64>::new();
     let start = Instant::now();
-    let corpus = corpus(seed);
-    // The real modules, hello.wat and a few smith modules.
-    for (m, (name, bytes, _)) in
-        corpus.iter().enumerate().filter(|(_, (n, ..))| !n.starts_with("smith-") || n.ends_with('0'))
-    {
-        let mut rng = Rng::new(seed ^ 0xc11 ^ (m as u64).wrapping_mul(0x100_0001));
-        let mut done = 0;
-        // Prefer mutants that still validate (they compile and run); try a few.
-        for attempt in 0..20 * runs_per_module {
-            if done >= runs_per_module || out_of_time(deadline) {
-                break;
+    let real = real_modules();
+    'rounds: for round in 0..scale() {
+        // The real modules, hello.wat and a few smith modules, two mutants of each,
+        // preferring mutants that still validate (they compile and run).
+        let corpus = corpus(&real, seed, round);
+        let picked =
+            corpus.iter().enumerate().filter(|(_, (n, ..))| !n.starts_with("smith-") || n.starts_with("smith-1"));
+        for (m, (name, bytes, _)) in picked {
+            let mut rng = mutation_rng(seed ^ 0xc11, m, round);
+            let mut done = 0;
+            for attempt in 0..40 {
+                if out_of_time(deadline) {
+                    break 'rounds;
+                }
+                if done == 2 {
+                    break;
+                }
+                let (mutant, what) = malformed::mutate(bytes, &mut rng);
+                let validates = malformed::validate(&mutant).is_ok();
+                if !validates && attempt % 10 != 9 {
+                    continue;
+                }
+                valid += u64::from(validates);
+                done += 1;
+                runs += 1;
+                let file = dir.join(format!("{name}-{attempt}.wasm"));
+                std::fs::write(&file, &mutant).expect("write mutant");
+                let invoke = entry(&mutant).flatten();
+                match run_child(&file, invoke.as_ref().map(|(n, p)| (n.as_str(), *p)), timeout) {
+                    ChildEnd::Status(code) => *statuses.entry(code).or_default() += 1,
+                    ChildEnd::TimedOut => timed_out += 1,
+                    ChildEnd::Failed(why) => {
+                        let name = format!("run-{name}-{seed:#x}-{round}-{attempt}.wasm");
+                        failures.push(record(&name, &mutant, &format!("{what}: {why}")))
+                    }
+                }
+                let _ = std::fs::remove_file(&file);
             }
-            let (mutant, what) = malformed::mutate(bytes, &mut rng);
-            let validates = malformed::validate(&mutant).is_ok();
-            if !validates && attempt % 10 != 9 {
-                continue;
-            }
-            valid += u64::from(validates);
-            done += 1;
-            let file = dir.join(format!("{name}-{attempt}.wasm"));
-            std::fs::write(&file, &mutant).expect("write mutant");
-            let invoke = entry(&mutant).flatten();
-            runs += 1;
-            match run_child(&file, invoke.as_ref().map(|(n, p)| (n.as_str(), *p)), timeout) {
-                ChildEnd::Status(code) => *statuses.entry(code).or_default() += 1,
-                ChildEnd::TimedOut => timed_out += 1,
-                ChildEnd::Failed(why) => failures.push(record(
-                    &format!("run-{name}-{seed:#x}-{attempt}.wasm"),
-                    &mutant,
-                    &format!("{what}: {why}"),
-                )),
-            }
-            let _ = std::fs::remove_file(&file);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
