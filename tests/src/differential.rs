@@ -40,8 +40,9 @@ const ROUNDS: usize = 2;
 const MAX_CALLS: usize = 48;
 
 /// The wasm-smith configuration: Quickbeam's features and nothing else, every item
-/// exported, imports only from the host's ([`HOST_FUNCS`] and the rest), small memories and tables with declared maxima (so growth
-/// never depends on an engine's resource limits).
+/// exported, imports only from the host ([`HOST_FUNCS`] and the rest), small memories
+/// and tables with declared maxima (so growth never depends on an engine's resource
+/// limits).
 pub fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
         // What `quickbeam_environ::supported_features()` validates.

@@ -263,10 +263,12 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// The validator Quickbeam's `Module::new` should agree with.
-pub fn validate(wasm: &[u8]) -> Result<(), String> {
+/// The validator Quickbeam's `Module::new` should agree with (on the binary form:
+/// `Module::new` also reads the text form, as wasmtime does).
+pub fn validate(bytes: &[u8]) -> Result<(), String> {
+    let wasm = wat::parse_bytes(bytes).map_err(|e| e.to_string())?;
     wasmparser::Validator::new_with_features(quickbeam_environ::supported_features())
-        .validate_all(wasm)
+        .validate_all(&wasm)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -345,6 +347,14 @@ impl std::fmt::Display for Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_judged_by_its_binary_form() {
+        let engine = quickbeam::Engine::default();
+        assert_eq!(check_module_new(&engine, b"(module (func))"), Verdict::Valid);
+        assert!(matches!(check_module_new(&engine, b"(module (func (result i32)))"), Verdict::Rejected(_)));
+        assert!(matches!(check_module_new(&engine, b""), Verdict::Rejected(_)));
+    }
 
     #[test]
     fn leb_round_trips() {
