@@ -8,9 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use quickbeam_tests::differential::{self, Verdict};
 use std::sync::OnceLock;
 
-fn engine() -> &'static quickbeam::Engine {
-    static ENGINE: OnceLock<quickbeam::Engine> = OnceLock::new();
-    ENGINE.get_or_init(differential::quickbeam_engine)
+fn engine() -> &'static differential::Engines {
+    static ENGINES: OnceLock<differential::Engines> = OnceLock::new();
+    ENGINES.get_or_init(differential::Engines::new)
 }
 
 fuzz_target!(|data: &[u8]| {

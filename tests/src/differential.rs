@@ -22,8 +22,9 @@
 //! - a stack overflow on either side ends the comparison of that case there (the two
 //!   engines have different stack limits): the case counts as `stack-limited`.
 //!
-//! The module is compiled by one Quickbeam engine per thread with the in-process stencil
-//! cache on, so cache hits and constant patching across cases are tested too.
+//! The module is compiled by one of two Quickbeam engines per thread ([`Engines`]: half
+//! the cases with fuel and epoch checks compiled in), with the in-process stencil cache
+//! on, so cache hits and constant patching across cases are tested too.
 
 use std::any::Any;
 use std::fmt;
@@ -622,10 +623,10 @@ pub fn compare(a: &Transcript, b: &Transcript) -> Verdict {
 
 /// Runs one case in both engines and compares. A panic in either engine is a
 /// divergence (with its message).
-pub fn check(qb: &quickbeam::Engine, wasm: &[u8], arg_seed: u64) -> Verdict {
+pub fn check(qb: &Engines, wasm: &[u8], arg_seed: u64) -> Verdict {
     let Some(shape) = shape(wasm) else { return Verdict::NoModule };
     let calls = calls(&shape, arg_seed);
-    let a = match catch_unwind(AssertUnwindSafe(|| quickbeam_side::run(qb, wasm, &shape, &calls))) {
+    let a = match catch_unwind(AssertUnwindSafe(|| quickbeam_side::run(qb, arg_seed, wasm, &shape, &calls))) {
         Ok(t) => t,
         Err(p) => return Verdict::Diverged(format!("quickbeam panicked: {}", panic_message(&*p))),
     };
@@ -637,13 +638,18 @@ pub fn check(qb: &quickbeam::Engine, wasm: &[u8], arg_seed: u64) -> Verdict {
 }
 
 /// Both transcripts of a case, for reading (`QUICKBEAM_DIFF_CASE=I` with `--nocapture`).
-pub fn explain(qb: &quickbeam::Engine, wasm: &[u8], arg_seed: u64) -> String {
+pub fn explain(qb: &Engines, wasm: &[u8], arg_seed: u64) -> String {
     use std::fmt::Write;
     let Some(shape) = shape(wasm) else { return "no shape".into() };
     let calls = calls(&shape, arg_seed);
-    let a = quickbeam_side::run(qb, wasm, &shape, &calls);
+    let a = quickbeam_side::run(qb, arg_seed, wasm, &shape, &calls);
     let b = wasmi_side::run(wasm, &shape, &calls);
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "quickbeam engine: {}",
+        if Engines::interruptible_for(arg_seed) { "interruptible" } else { "plain" }
+    );
     for (name, t) in [("quickbeam", &a), ("wasmi", &b)] {
         let _ = writeln!(out, "{name}:");
         for (what, outcome) in &t.steps {
@@ -668,12 +674,38 @@ pub fn panic_message(p: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "<non-string panic>".to_string())
 }
 
-/// A Quickbeam engine for differential runs: every supported feature on, a Wasm stack
-/// of [`QUICKBEAM_WASM_STACK`], the in-process cache on (off with
-/// `QUICKBEAM_DIFF_CACHE=0`).
-pub fn quickbeam_engine() -> quickbeam::Engine {
-    let cache = std::env::var("QUICKBEAM_DIFF_CACHE").map_or(true, |v| v != "0");
-    quickbeam::Engine::new(quickbeam::Config::new().max_wasm_stack(QUICKBEAM_WASM_STACK).cache(cache)).expect("engine")
+/// Quickbeam's engines for differential runs, both with every supported feature on, a
+/// Wasm stack of [`QUICKBEAM_WASM_STACK`] and the in-process cache on (off with
+/// `QUICKBEAM_DIFF_CACHE=0`): `plain`, and `interruptible`, whose code consumes fuel and
+/// checks an epoch deadline (given fuel and a deadline that never run out, so that the
+/// checks at function entries and loop headers are compared, not what they stop).
+pub struct Engines {
+    pub plain: quickbeam::Engine,
+    pub interruptible: quickbeam::Engine,
+}
+
+impl Engines {
+    pub fn new() -> Engines {
+        let cache = std::env::var("QUICKBEAM_DIFF_CACHE").map_or(true, |v| v != "0");
+        let mut config = quickbeam::Config::new();
+        config.max_wasm_stack(QUICKBEAM_WASM_STACK).cache(cache);
+        let plain = quickbeam::Engine::new(&config).expect("engine");
+        config.consume_fuel(true).epoch_interruption(true);
+        let interruptible = quickbeam::Engine::new(&config).expect("engine");
+        Engines { plain, interruptible }
+    }
+
+    /// Whether the case with this argument seed runs in the interruptible engine (half
+    /// the cases).
+    pub fn interruptible_for(arg_seed: u64) -> bool {
+        arg_seed & 1 == 1
+    }
+}
+
+impl Default for Engines {
+    fn default() -> Self {
+        Engines::new()
+    }
 }
 
 /// Quickbeam's Wasm stack in differential runs; the thread that runs [`check`] needs
@@ -687,6 +719,8 @@ pub const THREAD_STACK: usize = 32 << 20;
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
     pub cases: u64,
+    /// Cases run by Quickbeam's interruptible engine ([`Engines`]).
+    pub interruptible: u64,
     pub agreed: u64,
     /// Agreed cases whose instantiation trapped (a segment out of bounds, the start
     /// function) in both engines.
@@ -726,6 +760,7 @@ impl Tally {
 
     pub fn merge(&mut self, o: &Tally) {
         self.cases += o.cases;
+        self.interruptible += o.interruptible;
         self.agreed += o.agreed;
         self.instantiation_failed += o.instantiation_failed;
         self.stack_limited += o.stack_limited;
@@ -744,8 +779,8 @@ impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} cases: {} agreed ({} trapped in instantiation), {} stack-limited, {} without a module, {} diverged; {} calls compared, {} traps {:?}, {} NaN results accepted as NaN",
-            self.cases, self.agreed, self.instantiation_failed, self.stack_limited, self.no_module, self.diverged, self.calls, self.traps, self.trap_kinds, self.nan_relaxed
+            "{} cases ({} in the interruptible engine): {} agreed ({} trapped in instantiation), {} stack-limited, {} without a module, {} diverged; {} calls compared, {} traps {:?}, {} NaN results accepted as NaN",
+            self.cases, self.interruptible, self.agreed, self.instantiation_failed, self.stack_limited, self.no_module, self.diverged, self.calls, self.traps, self.trap_kinds, self.nan_relaxed
         )
     }
 }
@@ -757,7 +792,15 @@ mod quickbeam_side {
     use super::{ExportState, Outcome, Shape, Transcript, TrapKind, Value};
     use quickbeam::{Engine, Extern, Func, Linker, Module, Store, TrapCode, Val, ValType};
 
-    pub fn run(engine: &Engine, wasm: &[u8], shape: &Shape, calls: &[(String, Vec<Value>)]) -> Transcript {
+    pub fn run(
+        engines: &super::Engines,
+        arg_seed: u64,
+        wasm: &[u8],
+        shape: &Shape,
+        calls: &[(String, Vec<Value>)],
+    ) -> Transcript {
+        let interruptible = super::Engines::interruptible_for(arg_seed);
+        let engine = if interruptible { &engines.interruptible } else { &engines.plain };
         let mut t = Transcript::default();
         let module = match Module::new(engine, wasm) {
             Ok(m) => m,
@@ -767,6 +810,10 @@ mod quickbeam_side {
             }
         };
         let mut store = Store::new(engine, ());
+        if interruptible {
+            store.set_fuel(i64::MAX as u64).expect("fuel");
+            store.set_epoch_deadline(u64::MAX);
+        }
         let linker = host_linker(engine, &mut store);
         let instance = match linker.instantiate(&mut store, &module) {
             Ok(i) => i,

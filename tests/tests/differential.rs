@@ -52,7 +52,7 @@ fn wasm_smith_modules_agree_with_wasmi() {
             std::thread::Builder::new()
                 .stack_size(differential::THREAD_STACK)
                 .spawn(move || {
-                    let engine = differential::quickbeam_engine();
+                    let engine = differential::Engines::new();
                     let mut tally = Tally::default();
                     loop {
                         let n = next.fetch_add(1, Ordering::Relaxed);
@@ -69,6 +69,7 @@ fn wasm_smith_modules_agree_with_wasmi() {
                                     let _ = std::fs::write(&path, &wasm);
                                     println!("case {index}: {}\n{}", path.display(), differential::explain(&engine, &wasm, arg_seed));
                                 }
+                                tally.interruptible += u64::from(differential::Engines::interruptible_for(arg_seed));
                                 let v = differential::check(&engine, &wasm, arg_seed);
                                 if let Verdict::Diverged(why) = &v {
                                     let _ = std::fs::create_dir_all(&out_dir);
@@ -116,7 +117,7 @@ fn wasm_smith_modules_agree_with_wasmi() {
 /// case) in both engines.
 fn agree(wat: &str) {
     let wasm = wat::parse_str(wat).expect("wat");
-    let engine = differential::quickbeam_engine();
+    let engine = differential::Engines::new();
     let verdict = std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size(differential::THREAD_STACK)
