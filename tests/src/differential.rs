@@ -1009,9 +1009,11 @@ mod wasmi_side {
     /// Deeper than the fuel lets any case go: only Quickbeam's stack limit is reached.
     const WASMI_MAX_RECURSION: usize = 4 * super::FUEL as usize;
 
-    fn engine() -> &'static Engine {
-        static ENGINE: OnceLock<Engine> = OnceLock::new();
-        ENGINE.get_or_init(|| {
+    /// A new engine for every case: a wasmi engine keeps the code of every module it
+    /// compiled for as long as it lives.
+    fn engine() -> Engine {
+        static CONFIG: OnceLock<wasmi::Config> = OnceLock::new();
+        Engine::new(CONFIG.get_or_init(|| {
             let mut c = wasmi::Config::default();
             c.wasm_mutable_global(true)
                 .wasm_sign_extension(true)
@@ -1026,12 +1028,12 @@ mod wasmi_side {
                 .set_max_recursion_depth(WASMI_MAX_RECURSION)
                 .set_max_stack_height(64 << 20)
                 .compilation_mode(wasmi::CompilationMode::Eager);
-            Engine::new(&c)
-        })
+            c
+        }))
     }
 
     pub fn run(wasm: &[u8], shape: &Shape, calls: &[(String, Vec<Value>)]) -> Transcript {
-        let engine = engine();
+        let engine = &engine();
         let mut t = Transcript::default();
         let module = match Module::new(engine, wasm) {
             Ok(m) => m,
