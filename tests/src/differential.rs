@@ -157,7 +157,7 @@ pub fn export_global(wasm: &[u8], name: &str, index: u32) -> Option<Vec<u8>> {
 pub fn case_bytes(seed: u64, index: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let len = 1024 + rng.below(24 * 1024) as usize;
-    (0..len).map(|_| rng.next() as u8).collect()
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 // ---- Values, traps, transcripts ----------------------------------------------------------------
@@ -407,7 +407,7 @@ pub fn args_for(params: &[Ty], rng: &mut Rng) -> Vec<Value> {
         f64::NAN,
         2147483648.0,
         -2147483649.0,
-        9.223372036854775807e18,
+        9.223_372_036_854_776e18,
         f64::MIN_POSITIVE,
         f64::MAX,
     ];
@@ -417,19 +417,21 @@ pub fn args_for(params: &[Ty], rng: &mut Rng) -> Vec<Value> {
             let random = rng.below(4) == 0;
             match t {
                 Ty::I32 => {
-                    Value::I32(if random { rng.next() as i32 } else { I32S[rng.below(I32S.len() as u64) as usize] })
+                    Value::I32(if random { rng.next_u64() as i32 } else { I32S[rng.below(I32S.len() as u64) as usize] })
                 }
                 Ty::I64 => {
-                    Value::I64(if random { rng.next() as i64 } else { I64S[rng.below(I64S.len() as u64) as usize] })
+                    Value::I64(if random { rng.next_u64() as i64 } else { I64S[rng.below(I64S.len() as u64) as usize] })
                 }
                 Ty::F32 => Value::F32(if random {
-                    rng.next() as u32
+                    rng.next_u64() as u32
                 } else {
                     F32S[rng.below(F32S.len() as u64) as usize].to_bits()
                 }),
-                Ty::F64 => {
-                    Value::F64(if random { rng.next() } else { F64S[rng.below(F64S.len() as u64) as usize].to_bits() })
-                }
+                Ty::F64 => Value::F64(if random {
+                    rng.next_u64()
+                } else {
+                    F64S[rng.below(F64S.len() as u64) as usize].to_bits()
+                }),
                 Ty::FuncRef => Value::FuncRef(None),
                 Ty::ExternRef => {
                     Value::ExternRef(if rng.below(2) == 0 { None } else { Some(1 + rng.below(1000) as u32) })
@@ -1267,7 +1269,7 @@ impl Rng {
         Rng(seed ^ 0x6a09_e667_f3bc_c908)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -1277,6 +1279,6 @@ impl Rng {
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }

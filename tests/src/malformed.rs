@@ -78,7 +78,7 @@ const HEADER: &[u8] = b"\0asm\x01\0\0\0";
 /// Arbitrary bytes: pure noise, noise after a module header, or a header followed by
 /// random sections (ids 0..=13 and a few others, lengths right or slightly off).
 pub fn random_bytes(rng: &mut Rng) -> Vec<u8> {
-    let noise = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).map(|_| rng.next() as u8).collect() };
+    let noise = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
     match rng.below(4) {
         0 => {
             let n = rng.below(256) as usize;
@@ -93,7 +93,7 @@ pub fn random_bytes(rng: &mut Rng) -> Vec<u8> {
         _ => {
             let mut v = HEADER.to_vec();
             for _ in 0..rng.below(8) {
-                let id = if rng.below(8) == 0 { rng.next() as u8 } else { rng.below(14) as u8 };
+                let id = if rng.below(8) == 0 { rng.next_u64() as u8 } else { rng.below(14) as u8 };
                 let n = rng.below(64) as usize;
                 let body: Vec<u8> = if rng.below(2) == 0 {
                     // Small numbers, as counts and indices are.
@@ -104,7 +104,7 @@ pub fn random_bytes(rng: &mut Rng) -> Vec<u8> {
                 let len = match rng.below(8) {
                     0 => n as u32 + 1,
                     1 => (n as u32).saturating_sub(1),
-                    2 => rng.next() as u32,
+                    2 => rng.next_u64() as u32,
                     _ => n as u32,
                 };
                 v.push(id);
@@ -128,7 +128,7 @@ pub fn mutate(wasm: &[u8], rng: &mut Rng) -> (Vec<u8>, String) {
 
 fn mutate_once(v: &mut Vec<u8>, rng: &mut Rng) -> String {
     if v.is_empty() {
-        v.push(rng.next() as u8);
+        v.push(rng.next_u64() as u8);
         return "one byte".into();
     }
     let at = |rng: &mut Rng, v: &Vec<u8>| rng.below(v.len() as u64) as usize;
@@ -154,7 +154,7 @@ fn mutate_once(v: &mut Vec<u8>, rng: &mut Rng) -> String {
         4 => {
             let i = at(rng, v);
             let n = 1 + rng.below(8) as usize;
-            let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             v.splice(i..i, bytes);
             format!("{n} byte(s) inserted at {i:#x}")
         }
