@@ -188,3 +188,22 @@ fn segments_out_of_bounds_fail_instantiation_in_both() {
     let traps = agree(r#"(module (memory 1 1) (data (i32.const 65535) "ab"))"#);
     assert_eq!(traps, [TrapKind::MemoryOutOfBounds; 2]);
 }
+
+/// A float store with a static offset past `i32::MAX` and a constant value: Quickbeam
+/// computed the address in `r11` and then loaded the constant through `r11`, so the
+/// store went to the constant's bits as an address (here 0: a write inside the memory
+/// instead of a trap; other constants, anywhere). Found by the second long run (seed
+/// 0x3000000, case 267177).
+#[test]
+fn float_store_with_a_large_offset_and_a_constant_value() {
+    let traps = agree(
+        r#"(module
+          (memory (export "mem") 1 1)
+          (func (export "f64") (param i32) (f64.store offset=3254627983 align=1 (local.get 0) (f64.const 0)))
+          (func (export "f32") (param i32) (f32.store offset=2147483648 (local.get 0) (f32.const 1e-45)))
+          (func (export "f64_denormal") (param i32)
+            (f64.store offset=4294967295 (local.get 0) (f64.const 0x1p-1030))))"#,
+    );
+    assert_eq!(traps.len(), 12, "every call traps: {traps:?}");
+    assert!(traps.iter().all(|t| *t == TrapKind::MemoryOutOfBounds), "{traps:?}");
+}

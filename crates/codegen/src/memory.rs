@@ -101,8 +101,10 @@ impl CodeGen {
 
     pub(crate) fn store_float(&mut self, memarg: MemArg, fs: FSize) -> Result<(), CompileError> {
         let v = self.pop()?;
-        let addr = self.address(memarg)?;
+        // The value first: a constant goes to its SSE register through `r11`, which holds
+        // the address of an offset past `i32::MAX` once `address` returns.
         let vx = self.as_xmm(v)?;
+        let addr = self.address(memarg)?;
         let (at, disp) = self.masm.fstore(fs, addr.mem, vx);
         self.access_sites(addr, at, disp);
         self.release_xmm(vx);

@@ -112,7 +112,7 @@ use sha2::{Digest, Sha256};
 
 /// The compiler's version: part of every key. Change it whenever the code the compiler
 /// generates, the stencil format or the key's input format changes.
-pub const COMPILER_VERSION: &str = "quickbeam-codegen-0.1.0-format5";
+pub const COMPILER_VERSION: &str = "quickbeam-codegen-0.1.0-format6";
 
 /// A 256-bit cache key (exact or shape).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
