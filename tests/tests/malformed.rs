@@ -326,7 +326,7 @@ fn run_child(file: &Path, invoke: Option<(&str, usize)>, timeout: Duration) -> C
 }
 
 /// What to run: `_start`, else the first exported function whose parameters are all
-/// numbers (called with zeros).
+/// numbers (called with zeros) and whose name has no NUL.
 fn entry(wasm: &[u8]) -> Option<Option<(String, usize)>> {
     use differential::Ty;
     let shape = differential::shape(wasm)?;
@@ -336,7 +336,8 @@ fn entry(wasm: &[u8]) -> Option<Option<(String, usize)>> {
     shape
         .funcs
         .iter()
-        .find(|(_, ps)| ps.iter().all(|t| matches!(t, Ty::I32 | Ty::I64 | Ty::F32 | Ty::F64)))
+        // (A name with a NUL cannot be an argument or an environment variable.)
+        .find(|(n, ps)| !n.contains('\0') && ps.iter().all(|t| matches!(t, Ty::I32 | Ty::I64 | Ty::F32 | Ty::F64)))
         .map(|(n, ps)| Some((n.clone(), ps.len())))
 }
 
