@@ -336,8 +336,8 @@ fn keys_are_stable_across_processes() {
     let shape = k["f"].fp.shape.to_string();
     let exact = k["f"].exact.to_string();
     let pinned = (
-        "7234ef982407861783291f1c672db8d5e05bcb79ceddcc3a599ae3a863cc2599",
-        "c1c4f59f8fd44c1cc3272bd666ed384e303ff02ae7487f250873ecac7e26565b",
+        "26a9a3abf0db64af03ee3cbd15b54be1c3999c0b19b3db5cece93e74a2f058d5",
+        "235ffdf2ec447b33e585b4e70d4cf96019ecda74801280bd7f230ac9691eb4e4",
     );
     if (shape.as_str(), exact.as_str()) != pinned {
         panic!("keys changed: shape {shape}, exact {exact}");
