@@ -44,6 +44,7 @@ pub use instance::Instance;
 pub use limits::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 pub use linker::Linker;
 pub use module::{CompileReport, ExportType, ImportType, Module};
+pub use stencil_cache::FunctionSource;
 pub use quickbeam_environ::{
     FuncType, GlobalType, MemoryType, RefType, TableType, TrapCode, ValType, WASM_PAGE_SIZE,
 };

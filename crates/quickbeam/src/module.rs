@@ -2,7 +2,7 @@
 
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, finalize_accepted, CompiledFunction, FinalizeContext};
-use crate::stencil_cache::{Lookup, Source, StencilCache, Workers};
+use crate::stencil_cache::{FunctionSource, Lookup, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
@@ -23,6 +23,8 @@ pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
     pub(crate) compiled: Arc<CompiledModule>,
     pub(crate) report: CompileReport,
+    /// Per defined function, where its code came from.
+    pub(crate) sources: Box<[FunctionSource]>,
 }
 
 /// What compiling a module cost and how much of it came from the engine's stencil
@@ -55,9 +57,10 @@ impl Module {
         let start = Instant::now();
         let bytes = bytes.as_ref();
         let wasm = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (compiled, mut report) = compile(engine, &wasm)?;
+        let (compiled, mut report, sources) = compile(engine, &wasm)?;
         report.seconds = start.elapsed().as_secs_f64();
-        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), compiled: Arc::new(compiled), report }) })
+        let inner = ModuleInner { engine: engine.clone(), compiled: Arc::new(compiled), report, sources };
+        Ok(Module { inner: Arc::new(inner) })
     }
 
     /// Compiles the module in a `.wasm` or `.wat` file.
@@ -95,6 +98,13 @@ impl Module {
     /// What compiling this module cost and how much came from the cache.
     pub fn compile_report(&self) -> CompileReport {
         self.inner.report
+    }
+
+    /// Where each defined function's code came from, indexed by defined-function index
+    /// (funcidx minus the number of imported functions); its counts are
+    /// [`compile_report`](Self::compile_report)'s.
+    pub fn function_sources(&self) -> &[FunctionSource] {
+        &self.inner.sources
     }
 
     pub fn engine(&self) -> &Engine {
@@ -219,7 +229,7 @@ fn compile_functions(
 }
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport)> {
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
     let funcs = compile_functions(engine, wasm, &env, inputs)?;
 
@@ -266,9 +276,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
                 self_check(index, found.source, fresh, out, &cx)?;
             }
             match found.source {
-                Source::Reused => report.reused += 1,
-                Source::Patched => report.patched += 1,
-                Source::Compiled => report.compiled += 1,
+                FunctionSource::Reused => report.reused += 1,
+                FunctionSource::Patched => report.patched += 1,
+                FunctionSource::Compiled => report.compiled += 1,
             }
             info.functions.push(FunctionInfo {
                 func_index: index,
@@ -283,12 +293,13 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         Ok(info)
     })?;
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
-    Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report))
+    let sources = funcs.iter().map(|(found, _)| found.source).collect();
+    Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report, sources))
 }
 
 /// The cache self-check: the code served from the cache (`cached`, finalized) must equal
 /// a fresh compile of the same body finalized in the same place.
-fn self_check(index: u32, source: Source, fresh: &CompiledFunction, cached: &[u8], cx: &FinalizeContext<'_>) -> Result<()> {
+fn self_check(index: u32, source: FunctionSource, fresh: &CompiledFunction, cached: &[u8], cx: &FinalizeContext<'_>) -> Result<()> {
     let mut code = vec![0u8; fresh.stencil.code.len()];
     let finalized = finalize(&fresh.stencil, &fresh.params, &fresh.consts, cx, &mut code);
     let differs = match finalized {

@@ -41,9 +41,10 @@ use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 
-/// Where a function's code came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
+/// Where a defined function's code came from when its module was compiled
+/// ([`Module::function_sources`](crate::Module::function_sources)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionSource {
     /// A cache hit with the constants the stencil was compiled with.
     Reused,
     /// A cache hit with other constants patched in.
@@ -224,7 +225,7 @@ impl Drop for StoreWriter {
 /// What a lookup found (or compiled).
 pub(crate) struct Lookup {
     pub(crate) ready: Arc<Ready>,
-    pub(crate) source: Source,
+    pub(crate) source: FunctionSource,
     /// With the self-check on, a fresh compile of a hit, to compare with it.
     pub(crate) check: Option<CompiledFunction>,
 }
@@ -382,7 +383,7 @@ impl StencilCache {
         // 1. The exact key, in process.
         let found = self.get_exact(&key);
         if let Some(ready) = found {
-            return hit(ready, Source::Reused, w, input);
+            return hit(ready, FunctionSource::Reused, w, input);
         }
         // 2. The module's record names the shape.
         if let Some(rec) = hint {
@@ -390,7 +391,7 @@ impl StencilCache {
                 let (params, consts) = (rec.params.clone(), rec.consts.clone());
                 let ready = Arc::new(Ready { variant: v, params, consts, shape: Some(rec.shape) });
                 self.put_exact(&key, &ready);
-                return hit(ready, Source::Reused, w, input);
+                return hit(ready, FunctionSource::Reused, w, input);
             }
         }
         // 3. The shape key. A body the fingerprinter cannot decode (an operator it does
@@ -400,10 +401,10 @@ impl StencilCache {
             let c = compile(w, env, input)?;
             let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
             let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
-            return Ok(Lookup { ready, source: Source::Compiled, check: None });
+            return Ok(Lookup { ready, source: FunctionSource::Compiled, check: None });
         };
         if let Some(v) = self.find_variant(&f.shape, &f.consts) {
-            let source = if v.consts == f.consts { Source::Reused } else { Source::Patched };
+            let source = if v.consts == f.consts { FunctionSource::Reused } else { FunctionSource::Patched };
             let ready = Arc::new(Ready { variant: v, params: f.params, consts: f.consts, shape: Some(f.shape) });
             self.put_exact(&key, &ready);
             return hit(ready, source, w, input);
@@ -422,7 +423,7 @@ impl StencilCache {
         } else {
             tracing::warn!(func = index, "stencil key and compiler disagree on slots or constants; not cached");
         }
-        Ok(Lookup { ready, source: Source::Compiled, check: None })
+        Ok(Lookup { ready, source: FunctionSource::Compiled, check: None })
     }
 
     /// Compiles without looking anything up (the cache is off).
@@ -430,7 +431,7 @@ impl StencilCache {
         let c = compile(w, env, input)?;
         let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
         let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
-        Ok(Lookup { ready, source: Source::Compiled, check: None })
+        Ok(Lookup { ready, source: FunctionSource::Compiled, check: None })
     }
 }
 
