@@ -189,8 +189,55 @@ pub fn finalize_accepted(
     out: &mut [u8],
 ) -> Result<(), FinalizeError> {
     out.copy_from_slice(&stencil.code);
+    write_const_sites(stencil, consts, None, out)?;
+    resolve_relocs(stencil, params, cx, out)
+}
+
+/// `stencil`'s code with `consts` written at its constant sites (relocations still
+/// zero): the form of a variant a cache keeps in memory, so that finalizing it again
+/// with the same constants ([`finalize_baked`]) writes none of them.
+///
+/// # Errors
+/// [`FinalizeError::MissingParameter`] if `consts` lacks a constant a site names.
+pub fn bake_constants(stencil: &Stencil, consts: &[u64]) -> Result<Vec<u8>, FinalizeError> {
+    let mut code = stencil.code.clone();
+    write_const_sites(stencil, consts, None, &mut code)?;
+    Ok(code)
+}
+
+/// [`finalize_accepted`] from `baked`, the stencil's code as [`bake_constants`] returned
+/// it for the constants `baked_consts`: only the sites whose constant differs from
+/// `baked_consts` are written (none, when the constants are the same), then the
+/// relocations. Produces the same bytes as [`finalize_accepted`].
+///
+/// # Errors
+/// [`FinalizeError::MissingParameter`] if `params` or `consts` lack a slot.
+pub fn finalize_baked(
+    stencil: &Stencil,
+    baked: &[u8],
+    baked_consts: &[u64],
+    params: &FunctionParameters,
+    consts: &[u64],
+    cx: &FinalizeContext<'_>,
+    out: &mut [u8],
+) -> Result<(), FinalizeError> {
+    out.copy_from_slice(baked);
+    if consts != baked_consts {
+        let skip = (baked_consts.len() == consts.len()).then_some(baked_consts);
+        write_const_sites(stencil, consts, skip, out)?;
+    }
+    resolve_relocs(stencil, params, cx, out)
+}
+
+/// Writes each constant site of `stencil` into `out` from `consts`, except the sites
+/// whose constant equals the one in `unchanged` (what `out` already holds there).
+fn write_const_sites(stencil: &Stencil, consts: &[u64], unchanged: Option<&[u64]>, out: &mut [u8]) -> Result<(), FinalizeError> {
     for site in &stencil.const_sites {
-        let bits = *consts.get(site.k.index()).ok_or(FinalizeError::MissingParameter)?;
+        let k = site.k.index();
+        let bits = *consts.get(k).ok_or(FinalizeError::MissingParameter)?;
+        if unchanged.is_some_and(|u| u[k] == bits) {
+            continue;
+        }
         let at = site.offset as usize;
         match site.encoding {
             SiteEncoding::Imm32 => out[at..at + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
@@ -199,6 +246,11 @@ pub fn finalize_accepted(
             SiteEncoding::Imm8Masked(mask) => out[at] = bits as u8 & mask,
         }
     }
+    Ok(())
+}
+
+/// Resolves every relocation of `stencil` into `out`.
+fn resolve_relocs(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, out: &mut [u8]) -> Result<(), FinalizeError> {
     for r in &stencil.relocs {
         let value = resolve(r, params, cx).ok_or(FinalizeError::MissingParameter)?;
         let at = r.offset as usize;

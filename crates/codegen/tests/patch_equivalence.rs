@@ -8,7 +8,8 @@
 //! - if every guard of the original stencil accepts `c'`, the fresh stencil equals the
 //!   original one field by field (code, relocations, constant sites, guards, trap sites,
 //!   source locations), and finalizing the original stencil with `c'` gives, byte for
-//!   byte, the fresh stencil finalized with `c'`;
+//!   byte, the fresh stencil finalized with `c'` — and so does finalizing, from the code
+//!   baked with `c` (`bake_constants`, the cache's in-memory form), only what differs;
 //! - if a guard rejects `c'`, `finalize` of the original stencil returns `GuardRejected`
 //!   for the first rejected constant (the cache then recompiles), and the fresh compile
 //!   succeeds.
@@ -627,16 +628,27 @@ impl<'a> Module<'a> {
         Ok(Module { name: name.to_string(), bytes, env, funcs, offsets, code_offsets })
     }
 
-    fn finalize(&self, f: &Func<'_>, compiled: &CompiledFunction, consts: &[u64]) -> Result<Vec<u8>, FinalizeError> {
-        let cx = FinalizeContext {
+    fn context(&self, f: &Func<'_>) -> FinalizeContext<'_> {
+        FinalizeContext {
             offsets: &self.offsets,
-
             func_code_offsets: &self.code_offsets,
             num_imported_funcs: self.env.num_imported_funcs,
             this_offset: self.code_offsets[f.defined],
-        };
+        }
+    }
+
+    fn finalize(&self, f: &Func<'_>, compiled: &CompiledFunction, consts: &[u64]) -> Result<Vec<u8>, FinalizeError> {
         let mut out = vec![0; compiled.stencil.code.len()];
-        finalize(&compiled.stencil, &compiled.params, consts, &cx, &mut out).map(|()| out)
+        finalize(&compiled.stencil, &compiled.params, consts, &self.context(f), &mut out).map(|()| out)
+    }
+
+    /// The cache's in-memory path: the stencil's code baked with the constants it was
+    /// compiled with, finalized with `consts` (only the differing sites rewritten).
+    fn finalize_from_baked(&self, f: &Func<'_>, compiled: &CompiledFunction, consts: &[u64]) -> Result<Vec<u8>, FinalizeError> {
+        let baked = bake_constants(&compiled.stencil, &compiled.consts)?;
+        let mut out = vec![0; compiled.stencil.code.len()];
+        let s = &compiled.stencil;
+        finalize_baked(s, &baked, &compiled.consts, &compiled.params, consts, &self.context(f), &mut out).map(|()| out)
     }
 
     fn func_label(&self, f: &Func<'_>) -> String {
@@ -797,6 +809,11 @@ fn check_variant(
             if patched != compiled {
                 let at = (0..patched.len()).find(|&i| patched[i] != compiled[i]);
                 return Err(describe(m, f, orig, c2, &fresh, &format!("finalized codes differ at byte {at:?}")));
+            }
+            let from_baked = m.finalize_from_baked(f, orig, c2).map_err(|e| format!("{}: finalize from baked code: {e}", m.func_label(f)))?;
+            if from_baked != compiled {
+                let at = (0..from_baked.len()).find(|&i| from_baked[i] != compiled[i]);
+                return Err(describe(m, f, orig, c2, &fresh, &format!("finalized from baked code, codes differ at byte {at:?}")));
             }
         }
         Some(k) => {

@@ -1,13 +1,13 @@
 //! [`Module`]: a compiled module, ready to instantiate in any store of its engine.
 
 use crate::{Engine, ExternType, Result};
-use quickbeam_codegen::{finalize, finalize_accepted, CompiledFunction, FinalizeContext};
+use quickbeam_codegen::{finalize, finalize_baked, CompiledFunction, FinalizeContext};
 use crate::stencil_cache::{FunctionSource, Lookup, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
-use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo};
+use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, ModuleBytes};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -230,8 +230,11 @@ fn compile_functions(
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
+    let t0 = Instant::now();
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
+    let t1 = Instant::now();
     let funcs = compile_functions(engine, wasm, &env, inputs)?;
+    let t2 = Instant::now();
 
     // Layout: every function 16-byte aligned, in index order; padding is int3.
     let mut func_offsets = Vec::with_capacity(funcs.len());
@@ -249,7 +252,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
             func_names: env.func_names.clone(),
-            wasm: wasm.into(),
+            wasm: ModuleBytes::copy_from(wasm)?,
         };
         let mut end = 0;
         for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
@@ -269,7 +272,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             let out = &mut image[off as usize..off as usize + len];
             // Lookups only hand out variants whose guards accept these constants.
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
-            finalize_accepted(&v.stencil, &f.params, &f.consts, &cx, out).map_err(|e| {
+            finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out).map_err(|e| {
                 anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
             })?;
             if let Some(fresh) = &found.check {
@@ -292,7 +295,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         }
         Ok(info)
     })?;
+    let t3 = Instant::now();
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
+    tracing::debug!(parse = ?(t1 - t0), functions = ?(t2 - t1), finalize = ?(t3 - t2), "compiled a module");
     let sources = funcs.iter().map(|(found, _)| found.source).collect();
     Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report, sources))
 }

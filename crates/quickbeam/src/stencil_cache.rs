@@ -33,7 +33,7 @@
 
 use crate::{Engine, Result};
 use quickbeam_cache::{CacheStore, ExactRecord, ModuleRecord, Variant, Variants, MAX_VARIANTS};
-use quickbeam_codegen::{CompiledFunction, FunctionCompiler, Stencil};
+use quickbeam_codegen::{bake_constants, CompiledFunction, FunctionCompiler, Stencil};
 use quickbeam_environ::key::{Fingerprinter, StencilKey};
 use quickbeam_environ::FuncType;
 use std::hash::{BuildHasher, Hasher};
@@ -82,7 +82,11 @@ impl Ready {
 /// the stencil, so a reload copies none of them).
 pub(crate) struct RtVariant {
     pub(crate) stencil: Arc<Stencil>,
-    consts: Vec<u64>,
+    /// The constants it was compiled with.
+    pub(crate) consts: Vec<u64>,
+    /// The stencil's code with `consts` at its constant sites ([`bake_constants`]):
+    /// finalizing with the same constants (a reuse) then writes no constant.
+    pub(crate) baked: Box<[u8]>,
     pub(crate) trap_sites: Arc<[(u32, TrapCode)]>,
     pub(crate) srclocs: Arc<[(u32, u32)]>,
 }
@@ -91,7 +95,10 @@ impl RtVariant {
     fn new(stencil: Arc<Stencil>, consts: Vec<u64>) -> Arc<RtVariant> {
         let trap_sites = stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect();
         let srclocs = stencil.srclocs.as_slice().into();
-        Arc::new(RtVariant { stencil, consts, trap_sites, srclocs })
+        // Constants too few for the sites (never from the compiler): the code as it is,
+        // and finalizing writes every site.
+        let baked = bake_constants(&stencil, &consts).unwrap_or_else(|_| stencil.code.clone()).into_boxed_slice();
+        Arc::new(RtVariant { stencil, consts, baked, trap_sites, srclocs })
     }
 
     /// Bytes this variant keeps alive: every vector of its stencil (not only the code:
@@ -102,6 +109,7 @@ impl RtVariant {
         }
         let s = &*self.stencil;
         256 + bytes(&s.code)
+            + self.baked.len()
             + bytes(&s.relocs)
             + bytes(&s.const_sites)
             + bytes(&s.guards)
@@ -227,7 +235,7 @@ pub(crate) struct Lookup {
     pub(crate) ready: Arc<Ready>,
     pub(crate) source: FunctionSource,
     /// With the self-check on, a fresh compile of a hit, to compare with it.
-    pub(crate) check: Option<CompiledFunction>,
+    pub(crate) check: Option<Box<CompiledFunction>>,
 }
 
 /// Per-thread state of a compile: the compiler and the fingerprinter keep their
@@ -376,7 +384,7 @@ impl StencilCache {
         let index = input.index;
         let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
         let hit = |ready: Arc<Ready>, source, w: &mut Workers, input: FunctionInput<'_>| -> Result<Lookup> {
-            let check = if self_check { Some(compile(w, env, input)?) } else { None };
+            let check = if self_check { Some(Box::new(compile(w, env, input)?)) } else { None };
             Ok(Lookup { source, ready, check })
         };
 
@@ -399,7 +407,7 @@ impl StencilCache {
         // reports what is wrong.
         let Ok(f) = w.fingerprinter.fingerprint(env, fp, index, &input.body) else {
             let c = compile(w, env, input)?;
-            let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
+            let variant = RtVariant::new(Arc::new(c.stencil), c.consts.clone());
             let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
             return Ok(Lookup { ready, source: FunctionSource::Compiled, check: None });
         };
@@ -429,7 +437,7 @@ impl StencilCache {
     /// Compiles without looking anything up (the cache is off).
     pub(crate) fn compile_uncached(env: &ModuleEnv, input: FunctionInput<'_>, w: &mut Workers) -> Result<Lookup> {
         let c = compile(w, env, input)?;
-        let variant = RtVariant::new(Arc::new(c.stencil), Vec::new());
+        let variant = RtVariant::new(Arc::new(c.stencil), c.consts.clone());
         let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
         Ok(Lookup { ready, source: FunctionSource::Compiled, check: None })
     }

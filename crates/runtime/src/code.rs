@@ -5,7 +5,13 @@
 //! - the mapping is first RW while the image is copied in, then RX; never both;
 //! - a `CodeMemory` is in the registry from `new` to drop, so every pc inside live Wasm
 //!   code can be looked up; the signal handler looks up without allocating, locking or
-//!   waiting, even while other threads register code (see [`Registry`]).
+//!   waiting, even while other threads register code (see [`Registry`]);
+//! - a dropped `CodeMemory`'s mapping may be kept in a small process-wide pool
+//!   ([`POOL_MAX_MAPPINGS`], [`POOL_MAX_BYTES`]) and reused by the next image of about
+//!   its size: a reload then writes over pages already present instead of mapping,
+//!   faulting in and zeroing new ones. A reused mapping is made writable (and no longer
+//!   executable) before anything is written, and every byte up to its end is rewritten
+//!   (the image, then `int3` padding), so nothing of the old code survives.
 
 use crate::mmap::Mmap;
 use quickbeam_environ::TrapCode;
@@ -42,7 +48,7 @@ pub struct CodeInfo {
     pub func_names: Arc<HashMap<u32, String>>,
     /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
     /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
-    pub wasm: Arc<[u8]>,
+    pub wasm: ModuleBytes,
 }
 
 /// A Wasm frame, as a pc maps to it.
@@ -170,9 +176,10 @@ impl CodeMemory {
         })
     }
 
-    /// Maps `len` bytes (zeroed) for `fill` to write the code image into and describe
-    /// it, then makes them executable and registers them: an image is written once,
-    /// in place.
+    /// Maps `len` bytes for `fill` to write the code image into and describe it, then
+    /// makes them executable and registers them: an image is written once, in place.
+    /// `fill` must write every byte of its slice, whose prior contents are unspecified
+    /// (zeroes, or a released image's code when a pooled mapping is reused).
     ///
     /// # Errors
     /// `fill`'s error, or the OS refused the mapping or the protection change.
@@ -180,12 +187,20 @@ impl CodeMemory {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        let mut map = Mmap::with_rw(len.max(1))?;
-        // SAFETY: the mapping was just created readable and writable, and nothing else
-        // refers to it yet.
-        let info = fill(unsafe { &mut map.as_mut_slice()[..len] })?;
+        let mut map = match take_pooled(len.max(1)) {
+            Some(map) => map,
+            None => Mmap::with_rw(len.max(1))?,
+        };
+        // SAFETY: the mapping is readable and writable (fresh, or made so by
+        // `take_pooled`), and nothing else refers to it: it is new, or its previous
+        // `CodeMemory` was dropped and deregistered before it entered the pool.
+        let all = unsafe { map.as_mut_slice() };
+        let (image, tail) = all.split_at_mut(len);
+        tail.fill(0xcc);
+        let info = fill(image)?;
         let mapped = map.len();
         map.make_executable(0, mapped)?;
+
         let info = Arc::new(info);
         let entry = Entry { start: map.as_ptr() as usize, end: map.as_ptr() as usize + len, info: Arc::as_ptr(&info) };
         REGISTRY.update(|t| {
@@ -222,7 +237,104 @@ impl Drop for CodeMemory {
     fn drop(&mut self) {
         let start = self.map.as_ptr() as usize;
         REGISTRY.update(|t| t.retain(|e| e.start != start));
+        let map = std::mem::replace(&mut self.map, Mmap::empty());
+        release_to_pool(map);
     }
+}
+
+/// A read-only copy of a module's bytes in its own mapping, taken from the pool of
+/// released mappings when one fits (so a reload copies into pages already present
+/// instead of faulting in fresh ones) and returned to it on drop.
+#[derive(Debug, Default)]
+pub struct ModuleBytes {
+    map: Option<Mmap>,
+    len: usize,
+}
+
+impl ModuleBytes {
+    /// Copies `bytes`.
+    ///
+    /// # Errors
+    /// The OS refused the mapping or the protection change.
+    pub fn copy_from(bytes: &[u8]) -> std::io::Result<ModuleBytes> {
+        if bytes.is_empty() {
+            return Ok(ModuleBytes::default());
+        }
+        let mut map = match take_pooled(bytes.len()) {
+            Some(map) => map,
+            None => Mmap::with_rw(bytes.len())?,
+        };
+        // SAFETY: the mapping is readable and writable (fresh, or made so by
+        // `take_pooled`) and referenced by nothing else.
+        let all = unsafe { map.as_mut_slice() };
+        let (head, tail) = all.split_at_mut(bytes.len());
+        head.copy_from_slice(bytes);
+        tail.fill(0);
+        let mapped = map.len();
+        map.make_read_only(0, mapped)?;
+        Ok(ModuleBytes { map: Some(map), len: bytes.len() })
+    }
+}
+
+impl std::ops::Deref for ModuleBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.map {
+            // SAFETY: the mapping is readable from `copy_from` until drop.
+            Some(map) => unsafe { &map.as_slice()[..self.len] },
+            None => &[],
+        }
+    }
+}
+
+impl Drop for ModuleBytes {
+    fn drop(&mut self) {
+        if let Some(map) = self.map.take() {
+            release_to_pool(map);
+        }
+    }
+}
+
+/// At most this many released mappings (code images and module bytes) are kept for
+/// reuse.
+pub const POOL_MAX_MAPPINGS: usize = 8;
+/// At most this many bytes of released mappings are kept for reuse.
+pub const POOL_MAX_BYTES: usize = 256 << 20;
+
+/// Released mappings (code images: RX and deregistered; module bytes: read-only),
+/// referenced by nothing, newest last.
+static POOL: Mutex<Vec<Mmap>> = Mutex::new(Vec::new());
+
+/// Keeps `map` for reuse if the pool has room (dropping the oldest mappings to make
+/// room); otherwise unmaps it.
+fn release_to_pool(map: Mmap) {
+    if map.is_empty() || map.len() > POOL_MAX_BYTES {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pool.push(map);
+    while pool.len() > POOL_MAX_MAPPINGS || pool.iter().map(Mmap::len).sum::<usize>() > POOL_MAX_BYTES {
+        pool.remove(0);
+    }
+}
+
+/// A pooled mapping of at least `len` bytes and not much more (at most a quarter more
+/// plus 64 KiB, so little memory sits unused in it), made readable and writable.
+fn take_pooled(len: usize) -> Option<Mmap> {
+    let max = len + len / 4 + (64 << 10);
+    let mut map = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let best = (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].len())).min_by_key(|&i| pool[i].len())?;
+        pool.swap_remove(best)
+    };
+    let mapped = map.len();
+    // A mapping that cannot be made writable is unmapped (dropped) and not reused.
+    map.make_accessible(0, mapped).ok()?;
+    // The pages are present but write-protected since their release: without this,
+    // the first write to each page is a fault.
+    map.populate_for_write();
+    Some(map)
 }
 
 /// Whether `pc` is inside registered Wasm code, and if so its trap code, if any. Never
@@ -247,6 +359,33 @@ pub fn frame_for_pc(pc: usize) -> Option<FrameInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mapping released by a dropped image is reused by the next image of about its
+    /// size, and nothing of the old code survives in it: the new image, then `int3` to
+    /// the end of the mapping. (1 MiB: no other test here builds code that large, so
+    /// none can take the released mapping first.)
+    #[test]
+    fn a_reused_mapping_keeps_nothing_of_the_old_code() {
+        let old = CodeMemory::new(&vec![0x90; 1 << 20], CodeInfo::default()).unwrap();
+        let base = old.base();
+        drop(old);
+        let new = CodeMemory::new(&vec![0xc3; (1 << 20) - 5000], CodeInfo::default()).unwrap();
+        assert_eq!(new.base(), base, "the released mapping was not reused");
+        assert!(new.bytes().iter().all(|&b| b == 0xc3));
+        // SAFETY: the whole mapping is readable (RX).
+        let all = unsafe { new.map.as_slice() };
+        assert_eq!(all.len(), 1 << 20);
+        assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
+        assert_eq!(trap_code_for_pc(base as usize + 10), Some(None), "the new image is registered");
+    }
+
+    #[test]
+    fn module_bytes_are_a_copy() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let copy = ModuleBytes::copy_from(&bytes).unwrap();
+        assert_eq!(&*copy, &bytes[..]);
+        assert!(ModuleBytes::copy_from(&[]).unwrap().is_empty());
+    }
 
     #[test]
     fn lookups_by_pc() {
@@ -274,7 +413,7 @@ mod tests {
             func_names: Arc::new([(3, "f".to_string())].into_iter().collect()),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
             // (104), `end` (105).
-            wasm: [&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat().into(),
+            wasm: ModuleBytes::copy_from(&[&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat()).unwrap(),
         };
         let code = CodeMemory::new(&[0xcc; 24], info).unwrap();
         let base = code.base() as usize;

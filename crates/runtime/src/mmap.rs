@@ -45,6 +45,11 @@ impl Mmap {
         Mmap::map(round_up_to_page(len), libc::PROT_READ | libc::PROT_WRITE, libc::MAP_POPULATE)
     }
 
+    /// A mapping of no bytes (owns nothing).
+    pub fn empty() -> Mmap {
+        Mmap { ptr: NonNull::dangling(), len: 0 }
+    }
+
     fn map(len: usize, prot: libc::c_int, flags: libc::c_int) -> io::Result<Mmap> {
         if len == 0 {
             return Ok(Mmap { ptr: NonNull::dangling(), len: 0 });
@@ -97,6 +102,23 @@ impl Mmap {
     /// Makes `start..start+len` (page-aligned) readable and writable.
     pub fn make_accessible(&mut self, start: usize, len: usize) -> io::Result<()> {
         self.protect(start, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Makes `start..start+len` (page-aligned) readable only.
+    pub fn make_read_only(&mut self, start: usize, len: usize) -> io::Result<()> {
+        self.protect(start, len, libc::PROT_READ)
+    }
+
+    /// Faults in every page of the mapping as written (`MADV_POPULATE_WRITE`, Linux
+    /// 5.14+) in one call, instead of a fault per page on first write. Best effort: an
+    /// older kernel's refusal changes nothing but the speed.
+    pub fn populate_for_write(&self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: the range is exactly this mapping, which this value owns; the advice
+        // only faults pages in (it never changes their contents or protection).
+        let _ = unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, libc::MADV_POPULATE_WRITE) };
     }
 
     /// Makes `start..start+len` (page-aligned) readable and executable, and no longer
