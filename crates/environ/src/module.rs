@@ -262,7 +262,7 @@ impl ModuleEnv {
             if let Payload::MemorySection(r) = &payload {
                 let range = r.range();
                 let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
-                check_memory_limits_encoding(section, range.start as u64)?;
+                check_memory_limits_encoding(section, range.start)?;
             }
             if let ValidPayload::Func(v, body) = validator.payload(&payload)? {
                 let index = env.num_imported_funcs + next_defined_func;

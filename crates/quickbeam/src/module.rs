@@ -2,7 +2,7 @@
 
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, finalize_baked, CompiledFunction, FinalizeContext};
-use crate::stencil_cache::{FunctionSource, Lookup, StencilCache, Workers};
+use crate::stencil_cache::{FunctionSource, Lookup, RecentModule, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
@@ -189,11 +189,13 @@ const PARALLEL_THRESHOLD: usize = 64 << 10;
 fn compile_functions(
     engine: &Engine,
     wasm: &[u8],
+    copy: &Arc<ModuleBytes>,
     env: &ModuleEnv,
     inputs: Vec<FunctionInput<'_>>,
 ) -> Result<Vec<(Lookup, Range<u32>)>> {
     let cache = engine.inner.stencils.as_ref();
     let ctx = module_context_hash(env);
+    let recent = cache.and_then(|c| c.recent(&ctx));
     // The module's record in the persistent store, if this very module was compiled
     // before (with a record per function, in order).
     let key = cache.filter(|c| c.has_store()).map(|_| module_key(engine.inner.fingerprint.as_bytes(), wasm));
@@ -205,7 +207,7 @@ fn compile_functions(
         let body = r.start as u32..r.end as u32;
         let hint = record.as_ref().map(|r| &r.functions[(input.index - first) as usize]);
         let found = match cache {
-            Some(cache) => cache.lookup(engine, &ctx, env, input, hint, w)?,
+            Some(cache) => cache.lookup(engine, &ctx, env, input, recent.as_deref(), hint, w)?,
             None => StencilCache::compile_uncached(env, input, w)?,
         };
         Ok((found, body))
@@ -225,6 +227,11 @@ fn compile_functions(
             cache.put_module_record(key, &ModuleRecord { functions });
         }
     }
+    if let Some(cache) = cache {
+        let bodies = funcs.iter().map(|(_, body)| body.clone()).collect();
+        let readies = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
+        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies));
+    }
     Ok(funcs)
 }
 
@@ -232,8 +239,11 @@ fn compile_functions(
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
     let t0 = Instant::now();
     let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
+    // The module's bytes, kept for backtraces (trap offsets) and for lookup level 0 of
+    // the next compile.
+    let copy = Arc::new(ModuleBytes::copy_from(wasm)?);
     let t1 = Instant::now();
-    let funcs = compile_functions(engine, wasm, &env, inputs)?;
+    let funcs = compile_functions(engine, wasm, &copy, &env, inputs)?;
     let t2 = Instant::now();
 
     // Layout: every function 16-byte aligned, in index order; padding is int3.
@@ -252,7 +262,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
             func_names: env.func_names.clone(),
-            wasm: ModuleBytes::copy_from(wasm)?,
+            wasm: copy,
         };
         let mut end = 0;
         for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {

@@ -2,6 +2,11 @@
 //! gets each function's stencil, parameters and constants, compiling only on a miss.
 //!
 //! A lookup goes from cheap to dear:
+//! 0. the **same function of a recent module** ([`RecentModule`]: the last few modules
+//!    this engine compiled, with their bytes): if one has the same module context, the
+//!    body at the same function index is compared with this one, byte for byte. A
+//!    reload after an edit is mostly such functions, and comparing two code sections
+//!    side by side costs less than hashing each body and probing a map;
 //! 1. the **exact body** in the in-process map: the raw body, its type and the module
 //!    context, compared byte for byte (found by a fast non-cryptographic hash, since
 //!    the comparison makes collisions harmless; a warm reload hashes at memory speed
@@ -38,7 +43,9 @@ use quickbeam_environ::key::{Fingerprinter, StencilKey};
 use quickbeam_environ::FuncType;
 use std::hash::{BuildHasher, Hasher};
 use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
+use quickbeam_runtime::ModuleBytes;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{mpsc, Arc, Mutex};
 
 /// Where a defined function's code came from when its module was compiled
@@ -165,7 +172,38 @@ struct Maps {
     /// By [`ExactKey::hash`]; entries are told apart by comparing what they hold.
     exact: HashMap<u64, Vec<ExactEntry>>,
     shapes: HashMap<StencilKey, Vec<Arc<RtVariant>>>,
+    /// The last [`RECENT_MODULES`] modules compiled, newest last.
+    recent: Vec<Arc<RecentModule>>,
     bytes: usize,
+}
+
+/// How many recently compiled modules a cache keeps for lookup level 0.
+const RECENT_MODULES: usize = 2;
+
+/// A module compiled recently: its bytes, and per defined function where its body is
+/// in them and what it finalizes with. Any function of another module with the same
+/// context, the same defined index and the same body bytes finalizes with the same
+/// [`Ready`] (the context fixes the function's type and everything else an exact key
+/// covers).
+pub(crate) struct RecentModule {
+    ctx: [u8; 32],
+    wasm: Arc<ModuleBytes>,
+    bodies: Vec<Range<u32>>,
+    readies: Vec<Arc<Ready>>,
+}
+
+impl RecentModule {
+    pub(crate) fn new(ctx: [u8; 32], wasm: Arc<ModuleBytes>, bodies: Vec<Range<u32>>, readies: Vec<Arc<Ready>>) -> RecentModule {
+        RecentModule { ctx, wasm, bodies, readies }
+    }
+
+    /// What defined function `defined` of this module finalizes with, if its body is
+    /// `body`.
+    pub(crate) fn same_body(&self, defined: usize, body: &[u8]) -> Option<&Arc<Ready>> {
+        let r = self.bodies.get(defined)?;
+        let old = self.wasm.get(r.start as usize..r.end as usize)?;
+        (old == body).then(|| &self.readies[defined])
+    }
 }
 
 /// The in-process maps and the persistent store of one [`Engine`].
@@ -282,6 +320,26 @@ impl StencilCache {
         }
     }
 
+    /// The most recent module compiled with context `ctx`, if any.
+    pub(crate) fn recent(&self, ctx: &[u8; 32]) -> Option<Arc<RecentModule>> {
+        self.maps().recent.iter().rev().find(|m| m.ctx == *ctx).cloned()
+    }
+
+    /// Remembers a module just compiled for lookup level 0 (charged its bytes and
+    /// lists; the oldest of the recent modules is forgotten).
+    pub(crate) fn remember(&self, module: RecentModule) {
+        let mut maps = self.maps();
+        let cost = module.wasm.len() + module.bodies.len() * 16;
+        if cost > self.limit / 4 {
+            return;
+        }
+        self.charge(&mut maps, cost);
+        if maps.recent.len() >= RECENT_MODULES {
+            maps.recent.remove(0);
+        }
+        maps.recent.push(Arc::new(module));
+    }
+
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         // Every update of the maps is complete before anything can panic, so a poisoned
         // lock still guards consistent maps.
@@ -370,23 +428,31 @@ impl StencilCache {
     ///
     /// # Errors
     /// The compile error of an invalid or unsupported body (never a cache error).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn lookup(
         &self,
         engine: &Engine,
         module_ctx: &[u8; 32],
         env: &ModuleEnv,
         input: FunctionInput<'_>,
+        recent: Option<&RecentModule>,
         hint: Option<&ExactRecord>,
         w: &mut Workers,
     ) -> Result<Lookup> {
         let fp = engine.inner.fingerprint.as_bytes();
         let self_check = engine.config().cache_self_check;
         let index = input.index;
-        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
         let hit = |ready: Arc<Ready>, source, w: &mut Workers, input: FunctionInput<'_>| -> Result<Lookup> {
             let check = if self_check { Some(Box::new(compile(w, env, input)?)) } else { None };
             Ok(Lookup { source, ready, check })
         };
+
+        // 0. The same function of a recent module with this context.
+        let defined = (index - env.num_imported_funcs) as usize;
+        if let Some(ready) = recent.and_then(|m| m.same_body(defined, input.body.as_bytes())) {
+            return hit(ready.clone(), FunctionSource::Reused, w, input);
+        }
+        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
 
         // 1. The exact key, in process.
         let found = self.get_exact(&key);

@@ -48,7 +48,7 @@ pub struct CodeInfo {
     pub func_names: Arc<HashMap<u32, String>>,
     /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
     /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
-    pub wasm: ModuleBytes,
+    pub wasm: Arc<ModuleBytes>,
 }
 
 /// A Wasm frame, as a pc maps to it.
@@ -413,7 +413,7 @@ mod tests {
             func_names: Arc::new([(3, "f".to_string())].into_iter().collect()),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
             // (104), `end` (105).
-            wasm: ModuleBytes::copy_from(&[&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat()).unwrap(),
+            wasm: Arc::new(ModuleBytes::copy_from(&[&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat()).unwrap()),
         };
         let code = CodeMemory::new(&[0xcc; 24], info).unwrap();
         let base = code.base() as usize;

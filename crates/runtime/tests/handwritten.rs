@@ -62,7 +62,7 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
         });
     }
     info.func_names = env.func_names.clone();
-    info.wasm = quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap();
+    info.wasm = std::sync::Arc::new(quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap());
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
     let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     drop(inputs);
