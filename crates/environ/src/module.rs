@@ -10,6 +10,7 @@
 
 use crate::types::*;
 use std::collections::HashMap;
+use smallvec::SmallVec;
 use std::ops::Range;
 use wasmparser::{FuncToValidate, FunctionBody, Payload, ValidPayload, Validator, ValidatorResources};
 
@@ -54,15 +55,16 @@ pub enum ConstOp {
     I64Mul,
 }
 
-/// A constant expression: a short stack program.
+/// A constant expression: a short stack program (almost always one instruction, kept
+/// inline: a module can have a hundred thousand data segments, each with an offset).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConstExpr {
-    pub ops: Vec<ConstOp>,
+    pub ops: SmallVec<[ConstOp; 2]>,
 }
 
 impl ConstExpr {
     fn from_wasmparser(e: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, ModuleError> {
-        let mut ops = Vec::new();
+        let mut ops = SmallVec::new();
         let mut r = e.get_operators_reader();
         while !r.eof() {
             let offset = r.original_position();
@@ -393,7 +395,7 @@ impl ModuleEnv {
                         wasmparser::ElementItems::Functions(fs) => {
                             let mut items = Vec::new();
                             for f in fs {
-                                items.push(ConstExpr { ops: vec![ConstOp::RefFunc(f?)] });
+                                items.push(ConstExpr { ops: smallvec::smallvec![ConstOp::RefFunc(f?)] });
                             }
                             (RefType::FuncRef, items)
                         }

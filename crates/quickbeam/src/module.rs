@@ -202,9 +202,32 @@ fn compile_functions(
     let record = cache.zip(key.as_ref()).and_then(|(c, k)| c.module_record(k));
     let record = record.filter(|r| r.functions.len() == inputs.len());
     let first = env.num_imported_funcs;
-    let one = |w: &mut Workers, input: FunctionInput<'_>| {
+    let body_range = |input: &FunctionInput<'_>| {
         let r = input.body.range();
-        let body = r.start as u32..r.end as u32;
+        r.start as u32..r.end as u32
+    };
+    // Bodies loaded before in process are found on this thread (a comparison and at
+    // most a map probe each: cheaper than waking the pool); the rest are looked up and
+    // compiled in parallel when there is enough of them.
+    let mut w = Workers::new(engine);
+    let mut funcs: Vec<Option<(Lookup, Range<u32>)>> = Vec::with_capacity(inputs.len());
+    let mut rest = Vec::new();
+    for input in inputs {
+        let loaded = cache.and_then(|c| c.lookup_loaded(&ctx, env, input.index, input.body.as_bytes(), recent.as_deref()));
+        match loaded {
+            Some(ready) => {
+                let body = body_range(&input);
+                let found = StencilCache::hit(engine, env, ready, FunctionSource::Reused, input, &mut w)?;
+                funcs.push(Some((found, body)));
+            }
+            None => {
+                funcs.push(None);
+                rest.push(input);
+            }
+        }
+    }
+    let one = |w: &mut Workers, input: FunctionInput<'_>| {
+        let body = body_range(&input);
         let hint = record.as_ref().map(|r| &r.functions[(input.index - first) as usize]);
         let found = match cache {
             Some(cache) => cache.lookup(engine, &ctx, env, input, recent.as_deref(), hint, w)?,
@@ -212,15 +235,17 @@ fn compile_functions(
         };
         Ok((found, body))
     };
-    let code_bytes: usize = inputs.iter().map(|i| i.body.as_bytes().len()).sum();
-    let funcs: Vec<(Lookup, Range<u32>)> = if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
-        let mut w = Workers::new(engine);
-        inputs.into_iter().map(|input| one(&mut w, input)).collect::<Result<_>>()?
+    let code_bytes: usize = rest.iter().map(|i| i.body.as_bytes().len()).sum();
+    let looked_up: Vec<(Lookup, Range<u32>)> = if code_bytes < PARALLEL_THRESHOLD || rayon::current_num_threads() <= 1 {
+        rest.into_iter().map(|input| one(&mut w, input)).collect::<Result<_>>()?
     } else {
         let results: Vec<Result<(Lookup, Range<u32>)>> =
-            inputs.into_par_iter().map_init(|| Workers::new(engine), |w, input| one(w, input)).collect();
+            rest.into_par_iter().map_init(|| Workers::new(engine), |w, input| one(w, input)).collect();
         results.into_iter().collect::<Result<_>>()?
     };
+    let mut looked_up = looked_up.into_iter();
+    let funcs: Vec<(Lookup, Range<u32>)> =
+        funcs.into_iter().map(|f| f.or_else(|| looked_up.next()).expect("one lookup per function left")).collect();
     if let (Some(cache), Some(key), None) = (cache, key, &record) {
         let functions: Option<Vec<_>> = funcs.iter().map(|(f, _)| f.ready.record()).collect();
         if let Some(functions) = functions {
@@ -306,10 +331,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         Ok(info)
     })?;
     let t3 = Instant::now();
-    let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     tracing::debug!(parse = ?(t1 - t0), functions = ?(t2 - t1), finalize = ?(t3 - t2), "compiled a module");
     let sources = funcs.iter().map(|(found, _)| found.source).collect();
-    Ok((CompiledModule { env, code, func_offsets, sig_ids, data }, report, sources))
+    Ok((CompiledModule { env, code, func_offsets, sig_ids }, report, sources))
 }
 
 /// The cache self-check: the code served from the cache (`cached`, finalized) must equal

@@ -424,6 +424,38 @@ impl StencilCache {
         }
     }
 
+    /// Levels 0 and 1 of a lookup (the module docs): what this body finalizes with if
+    /// the same body was loaded in process before, without decoding it.
+    pub(crate) fn lookup_loaded(
+        &self,
+        module_ctx: &[u8; 32],
+        env: &ModuleEnv,
+        index: u32,
+        body: &[u8],
+        recent: Option<&RecentModule>,
+    ) -> Option<Arc<Ready>> {
+        // 0. The same function of a recent module with this context.
+        let defined = (index - env.num_imported_funcs) as usize;
+        if let Some(ready) = recent.and_then(|m| m.same_body(defined, body)) {
+            return Some(ready.clone());
+        }
+        // 1. The exact key, in process.
+        self.get_exact(&ExactKey::new(module_ctx, env.func_type(index), body))
+    }
+
+    /// A lookup's result for a hit (with the self-check on, compiled again to compare).
+    pub(crate) fn hit(
+        engine: &Engine,
+        env: &ModuleEnv,
+        ready: Arc<Ready>,
+        source: FunctionSource,
+        input: FunctionInput<'_>,
+        w: &mut Workers,
+    ) -> Result<Lookup> {
+        let check = if engine.config().cache_self_check { Some(Box::new(compile(w, env, input)?)) } else { None };
+        Ok(Lookup { source, ready, check })
+    }
+
     /// The function `input` of `env`, from the cache or compiled (see the module docs).
     ///
     /// # Errors
@@ -440,25 +472,14 @@ impl StencilCache {
         w: &mut Workers,
     ) -> Result<Lookup> {
         let fp = engine.inner.fingerprint.as_bytes();
-        let self_check = engine.config().cache_self_check;
         let index = input.index;
-        let hit = |ready: Arc<Ready>, source, w: &mut Workers, input: FunctionInput<'_>| -> Result<Lookup> {
-            let check = if self_check { Some(Box::new(compile(w, env, input)?)) } else { None };
-            Ok(Lookup { source, ready, check })
-        };
+        let hit = |ready, source, w: &mut Workers, input| Self::hit(engine, env, ready, source, input, w);
 
-        // 0. The same function of a recent module with this context.
-        let defined = (index - env.num_imported_funcs) as usize;
-        if let Some(ready) = recent.and_then(|m| m.same_body(defined, input.body.as_bytes())) {
-            return hit(ready.clone(), FunctionSource::Reused, w, input);
-        }
-        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
-
-        // 1. The exact key, in process.
-        let found = self.get_exact(&key);
-        if let Some(ready) = found {
+        // 0, 1: loaded before in process.
+        if let Some(ready) = self.lookup_loaded(module_ctx, env, index, input.body.as_bytes(), recent) {
             return hit(ready, FunctionSource::Reused, w, input);
         }
+        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
         // 2. The module's record names the shape.
         if let Some(rec) = hint {
             if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {

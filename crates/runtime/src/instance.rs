@@ -23,8 +23,16 @@ pub struct CompiledModule {
     pub func_offsets: Vec<u32>,
     /// The engine-wide signature id of each type index.
     pub sig_ids: Vec<u32>,
-    /// The bytes of each data segment.
-    pub data: Vec<Box<[u8]>>,
+}
+
+impl CompiledModule {
+    /// The bytes of data segment `index`: a slice of the module's bytes (kept in the
+    /// code's [`CodeInfo::wasm`](crate::CodeInfo)), not a copy. `None` if there is no
+    /// such segment or the module's bytes were not kept.
+    pub fn data_segment_bytes(&self, index: usize) -> Option<&[u8]> {
+        let range = self.env.datas.get(index)?.range.clone();
+        self.code.info().wasm.get(range)
+    }
 }
 
 /// One instantiation (see the module docs).
@@ -70,7 +78,7 @@ impl Instance {
     /// The data segment's bytes (empty once dropped).
     pub(crate) fn data_segment(&self, index: u32) -> Option<&[u8]> {
         let i = index as usize;
-        let bytes = self.module.data.get(i)?;
+        let bytes = self.module.data_segment_bytes(i)?;
         Some(if self.dropped_data[i] { &[] } else { bytes })
     }
 

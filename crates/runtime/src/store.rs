@@ -637,7 +637,9 @@ impl VMStore {
         for (i, seg) in env.datas.iter().enumerate() {
             if let DataMode::Active { memory, offset } = &seg.mode {
                 let at = instance.eval(offset) as u32 as u64;
-                let bytes = &module.data[i];
+                let bytes = module.data_segment_bytes(i).ok_or_else(|| {
+                    InstantiationError::Resource(format!("data segment {i}: the module's bytes were not kept"))
+                })?;
                 let m = instance.memory_mut(*memory).expect("validated memory index");
                 let Some(end) = at.checked_add(bytes.len() as u64).filter(|e| *e <= m.len() as u64) else {
                     return Err(InstantiationError::Trap(TrapCode::MemoryOutOfBounds));

@@ -64,9 +64,8 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
     info.func_names = env.func_names.clone();
     info.wasm = std::sync::Arc::new(quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap());
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
-    let data = env.datas.iter().map(|d| wasm[d.range.clone()].to_vec().into_boxed_slice()).collect();
     drop(inputs);
-    Arc::new(CompiledModule { code: CodeMemory::new(&image, info).unwrap(), env, func_offsets, sig_ids, data })
+    Arc::new(CompiledModule { code: CodeMemory::new(&image, info).unwrap(), env, func_offsets, sig_ids })
 }
 
 fn export_func(s: &mut TestStore, inst: InstanceId, name: &str) -> FuncId {
