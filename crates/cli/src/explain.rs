@@ -137,7 +137,7 @@ fn select(env: &ModuleEnv, which: &str) -> Result<u32> {
     } else {
         let name = which.strip_prefix('$').unwrap_or(which);
         let mut by_name: Vec<u32> =
-            env.func_names.iter().filter(|(_, n)| n.as_str() == name).map(|(&i, _)| i).collect();
+            env.names.funcs().filter(|&(_, n)| n == name).map(|(i, _)| i).collect();
         by_name.sort_unstable();
         match by_name.first() {
             Some(&i) => i,

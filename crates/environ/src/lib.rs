@@ -15,6 +15,7 @@
 pub mod abi;
 pub mod key;
 pub mod module;
+pub mod names;
 pub mod slots;
 pub mod trap;
 pub mod types;

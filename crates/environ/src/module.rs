@@ -8,8 +8,8 @@
 //! Invariant: a `ModuleEnv` only exists for a module whose sections (all but the bodies)
 //! are valid; every index it stores is in range.
 
+use crate::names::Names;
 use crate::types::*;
-use std::collections::HashMap;
 use smallvec::SmallVec;
 use std::ops::Range;
 use wasmparser::{FuncToValidate, FunctionBody, Payload, ValidPayload, Validator, ValidatorResources};
@@ -205,10 +205,8 @@ pub struct ModuleEnv {
     /// Whether the module has a data count section: `memory.init` and `data.drop` are
     /// only valid with one (spec §3.4.10, §5.5.16).
     pub has_data_count: bool,
-    /// The function names of the name section (custom section "name").
-    pub func_names: std::sync::Arc<HashMap<FuncIndex, String>>,
-    /// The module name of the name section.
-    pub name: Option<String>,
+    /// The name section (custom section "name"), decoded on first use.
+    pub names: std::sync::Arc<Names>,
     /// Every function that may be referenced by `ref.func` or a table (spec §3.4.10 C.refs).
     pub escaping_funcs: Vec<FuncIndex>,
 }
@@ -430,28 +428,12 @@ impl ModuleEnv {
                 }
             }
             Payload::CustomSection(c) => {
-                if let wasmparser::KnownCustom::Name(names) = c.as_known() {
-                    // A malformed name section is ignored, as the spec allows (§7.4).
-                    let _ = self.read_names(names);
+                // The first name section (a module has at most one, spec §7.4.1).
+                if c.name() == "name" && !self.names.has_section() {
+                    self.names = std::sync::Arc::new(Names::from_section(c.data(), c.data_offset() as u64));
                 }
             }
             _ => {}
-        }
-        Ok(())
-    }
-
-    fn read_names(&mut self, names: wasmparser::NameSectionReader<'_>) -> wasmparser::Result<()> {
-        for n in names {
-            match n? {
-                wasmparser::Name::Module { name, .. } => self.name = Some(name.into()),
-                wasmparser::Name::Function(map) => {
-                    for naming in map {
-                        let naming = naming?;
-                        std::sync::Arc::make_mut(&mut self.func_names).insert(naming.index, naming.name.into());
-                    }
-                }
-                _ => {}
-            }
         }
         Ok(())
     }
@@ -473,7 +455,7 @@ impl ModuleEnv {
 
     /// The function's name from the name section, if any.
     pub fn func_name(&self, index: FuncIndex) -> Option<&str> {
-        self.func_names.get(&index).map(|s| s.as_str())
+        self.names.func(index)
     }
 
     /// Looks up an export by name.

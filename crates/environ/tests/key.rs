@@ -656,7 +656,7 @@ fn shuffled(rng: &mut Rng, n: usize) -> Vec<usize> {
 fn names(wat: &str) -> (HashMap<u32, String>, HashMap<u32, String>) {
     let wasm = wat::parse_str(wat).unwrap();
     let (env, _) = ModuleEnv::parse(&wasm, supported_features()).unwrap();
-    let funcs = env.func_names.iter().map(|(&i, n)| (i, n.clone())).collect();
+    let funcs = env.names.funcs().map(|(i, n)| (i, n.to_string())).collect();
     // Globals: the padding comes first, then `$g{perm}` in order; recover from the text.
     let mut globals = HashMap::new();
     let mut i = 0u32;

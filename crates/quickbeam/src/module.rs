@@ -76,7 +76,7 @@ impl Module {
 
     /// The module name of the name section.
     pub fn name(&self) -> Option<&str> {
-        self.inner.compiled.env.name.as_deref()
+        self.inner.compiled.env.names.module()
     }
 
     pub fn imports(&self) -> impl ExactSizeIterator<Item = ImportType<'_>> {
@@ -286,7 +286,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let code = CodeMemory::build(size, |image| -> Result<CodeInfo> {
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
-            func_names: env.func_names.clone(),
+            names: env.names.clone(),
             wasm: copy,
         };
         let mut end = 0;

@@ -14,8 +14,8 @@
 //!   (the image, then `int3` padding), so nothing of the old code survives.
 
 use crate::mmap::Mmap;
+use quickbeam_environ::names::Names;
 use quickbeam_environ::TrapCode;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +44,8 @@ pub struct FunctionInfo {
 pub struct CodeInfo {
     /// Sorted by `start`, non-overlapping.
     pub functions: Vec<FunctionInfo>,
-    /// Function names (name section).
-    pub func_names: Arc<HashMap<u32, String>>,
+    /// The name section (decoded when a frame first needs a name).
+    pub names: Arc<Names>,
     /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
     /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
     pub wasm: Arc<ModuleBytes>,
@@ -86,7 +86,7 @@ impl CodeInfo {
         });
         Some(FrameInfo {
             func_index: f.func_index,
-            func_name: self.func_names.get(&f.func_index).cloned(),
+            func_name: self.names.func(f.func_index).map(str::to_string),
             module_offset,
         })
     }
@@ -410,7 +410,7 @@ mod tests {
                     srclocs: Arc::new([]),
                 },
             ],
-            func_names: Arc::new([(3, "f".to_string())].into_iter().collect()),
+            names: Arc::new(Names::from_funcs([(3, "f".to_string())].into_iter().collect())),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
             // (104), `end` (105).
             wasm: Arc::new(ModuleBytes::copy_from(&[&[0u8; 100][..], &[0x00, 0x01, 0x41, 0x01, 0x00, 0x0b]].concat()).unwrap()),

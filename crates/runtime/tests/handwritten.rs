@@ -61,7 +61,7 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
             srclocs: f.srclocs.clone().into(),
         });
     }
-    info.func_names = env.func_names.clone();
+    info.names = env.names.clone();
     info.wasm = std::sync::Arc::new(quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap());
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
     drop(inputs);

@@ -1,0 +1,127 @@
+//! [`Names`]: a module's name section (the custom section `name`, spec §7.4.1),
+//! decoded on first use.
+//!
+//! Names serve backtraces, error messages and `explain`, never code. A module
+//! with thousands of functions names each of them, so decoding the section (a `String`
+//! per function) at every load would cost a warm reload more than finding its code;
+//! [`ModuleEnv::parse`](crate::module::ModuleEnv::parse) keeps the section's bytes
+//! instead, and the first lookup decodes them.
+//!
+//! Invariant: a malformed name section gives the names decoded before the error and no
+//! error (the spec lets an engine ignore a malformed name section).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A module's name section, decoded on first use (see the module docs).
+#[derive(Debug, Default)]
+pub struct Names {
+    /// The section's contents and their offset in the module.
+    section: Option<(Box<[u8]>, u64)>,
+    decoded: OnceLock<Decoded>,
+}
+
+#[derive(Debug, Default)]
+struct Decoded {
+    module: Option<String>,
+    funcs: HashMap<u32, String>,
+}
+
+impl Names {
+    /// The name section whose contents (after the section's name) are `data`, at byte
+    /// `offset` of the module.
+    pub fn from_section(data: &[u8], offset: u64) -> Names {
+        Names { section: Some((data.into(), offset)), decoded: OnceLock::new() }
+    }
+
+    /// Names given directly: function index to name.
+    pub fn from_funcs(funcs: HashMap<u32, String>) -> Names {
+        Names { section: None, decoded: OnceLock::from(Decoded { module: None, funcs }) }
+    }
+
+    /// Whether this was made from a name section.
+    pub fn has_section(&self) -> bool {
+        self.section.is_some()
+    }
+
+    /// The name of function `index` (in the function index space, imports first).
+    pub fn func(&self, index: u32) -> Option<&str> {
+        self.decoded().funcs.get(&index).map(String::as_str)
+    }
+
+    /// Every named function: `(function index, name)`, in no particular order.
+    pub fn funcs(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.decoded().funcs.iter().map(|(&i, n)| (i, n.as_str()))
+    }
+
+    /// The module's own name.
+    pub fn module(&self) -> Option<&str> {
+        self.decoded().module.as_deref()
+    }
+
+    fn decoded(&self) -> &Decoded {
+        self.decoded.get_or_init(|| {
+            let mut d = Decoded::default();
+            if let Some((data, offset)) = &self.section {
+                let reader = wasmparser::BinaryReader::new(data, *offset);
+                // Errors end decoding (see the module docs).
+                let _ = decode(wasmparser::NameSectionReader::new(reader), &mut d);
+            }
+            d
+        })
+    }
+}
+
+fn decode(names: wasmparser::NameSectionReader<'_>, d: &mut Decoded) -> wasmparser::Result<()> {
+    for n in names {
+        match n? {
+            wasmparser::Name::Module { name, .. } => d.module = Some(name.into()),
+            wasmparser::Name::Function(map) => {
+                for naming in map {
+                    let naming = naming?;
+                    d.funcs.insert(naming.index, naming.name.into());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(wat: &str) -> (Vec<u8>, u64) {
+        let wasm = wat::parse_str(wat).unwrap();
+        for p in wasmparser::Parser::new(0).parse_all(&wasm) {
+            if let wasmparser::Payload::CustomSection(c) = p.unwrap() {
+                if c.name() == "name" {
+                    return (c.data().to_vec(), c.data_offset());
+                }
+            }
+        }
+        panic!("no name section");
+    }
+
+    #[test]
+    fn decodes_function_and_module_names_on_first_use() {
+        let (data, offset) = section("(module $m (func $a) (func) (func $c))");
+        let names = Names::from_section(&data, offset);
+        assert_eq!((names.func(0), names.func(1), names.func(2)), (Some("a"), None, Some("c")));
+        assert_eq!(names.module(), Some("m"));
+        let mut all: Vec<_> = names.funcs().collect();
+        all.sort();
+        assert_eq!(all, [(0, "a"), (2, "c")]);
+    }
+
+    #[test]
+    fn a_malformed_section_keeps_the_names_before_the_error() {
+        let (mut data, offset) = section("(module (func $a) (func $b))");
+        // The second name (the section's last byte) made invalid UTF-8: the first survives.
+        *data.last_mut().unwrap() = 0xff;
+        let names = Names::from_section(&data, offset);
+        assert_eq!((names.func(0), names.func(1)), (Some("a"), None));
+        assert_eq!(Names::from_section(&[0xff, 0xff], 0).func(0), None);
+    }
+}
