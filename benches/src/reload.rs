@@ -470,3 +470,20 @@ pub fn features(files: &[PathBuf]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A profiling aid: `n` times, a fresh engine compiles `files[0]` (the base), then
+/// `files[1]` (an edit of it) is timed, as a reload after an edit in `watch`.
+pub fn edit_loop(files: &[PathBuf], n: usize) -> Result<()> {
+    let [base, edit] = files else { bail!("edit-loop takes two files: BASE EDITED") };
+    let (base, edit) = (std::fs::read(base)?, std::fs::read(edit)?);
+    let mut total = Duration::ZERO;
+    for _ in 0..n {
+        let engine = memory_engine()?;
+        Module::new(&engine, &base)?;
+        let t = now();
+        Module::new(&engine, &edit)?;
+        total += t.elapsed();
+    }
+    println!("{}: {n} reloads after the edit, {:.2} ms each", files[1].display(), total.as_secs_f64() * 1e3 / n as f64);
+    Ok(())
+}

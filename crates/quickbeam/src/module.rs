@@ -2,12 +2,12 @@
 
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, finalize_baked, CompiledFunction, FinalizeContext};
-use crate::stencil_cache::{FunctionSource, Lookup, RecentModule, StencilCache, Workers};
+use crate::stencil_cache::{FunctionSource, Lookup, Ready, RecentModule, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
 use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
 use rayon::prelude::*;
-use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, ModuleBytes};
+use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, ImageContents, ModuleBytes};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -282,8 +282,14 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
     let mut report = CompileReport { functions: funcs.len(), bytes: wasm.len(), ..CompileReport::default() };
-    // Finalize straight into the code mapping (no intermediate image to copy).
-    let code = CodeMemory::build(size, |image| -> Result<CodeInfo> {
+    // Finalize straight into the code mapping (no intermediate image to copy). When
+    // the mapping held an image of this module's layout, every function whose finalized
+    // bytes would be the same is left as it is (see `ImageLayout`).
+    let readies: Vec<Arc<Ready>> = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
+    let layout = Arc::new(ImageLayout { offsets, num_imported_funcs: env.num_imported_funcs, func_offsets: func_offsets.clone(), readies });
+    let contents: Option<ImageContents> = engine.inner.stencils.is_some().then(|| layout.clone() as ImageContents);
+    let code = CodeMemory::build_reusing(size, contents, |image, previous| -> Result<CodeInfo> {
+        let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_places(&layout));
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
             names: env.names.clone(),
@@ -293,8 +299,11 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
             let f = &found.ready;
             let v = &f.variant;
-            // Padding between functions is int3.
-            image[end..off as usize].fill(0xcc);
+            let kept = previous.is_some_and(|p| Arc::ptr_eq(&p.readies[d], f));
+            // Padding between functions is int3 (already, in an image of the same layout).
+            if previous.is_none() {
+                image[end..off as usize].fill(0xcc);
+            }
             end = off as usize + v.stencil.code.len();
             let index = env.num_imported_funcs + d as u32;
             let cx = FinalizeContext {
@@ -307,9 +316,11 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             let out = &mut image[off as usize..off as usize + len];
             // Lookups only hand out variants whose guards accept these constants.
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
-            finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out).map_err(|e| {
-                anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
-            })?;
+            if !kept {
+                finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out).map_err(|e| {
+                    anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
+                })?;
+            }
             if let Some(fresh) = &found.check {
                 self_check(index, found.source, fresh, out, &cx)?;
             }
@@ -334,6 +345,30 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     tracing::debug!(parse = ?(t1 - t0), functions = ?(t2 - t1), finalize = ?(t3 - t2), "compiled a module");
     let sources = funcs.iter().map(|(found, _)| found.source).collect();
     Ok((CompiledModule { env, code, func_offsets, sig_ids }, report, sources))
+}
+
+/// What a code image holds, for the next image built in its mapping
+/// ([`CodeMemory::build_reusing`]): a function's finalized bytes depend only on its
+/// [`Ready`] (stencil, baked constants, parameters, constants) and the
+/// [`FinalizeContext`] (the VMContext layout, the import count, every function's
+/// offset). So in a mapping that held an image with the same context, a function at the
+/// same index with the very same `Ready` (the same `Arc`: held here, so never a freed
+/// one's address reused) already has its bytes, and the padding between functions too.
+struct ImageLayout {
+    offsets: VMOffsets,
+    num_imported_funcs: u32,
+    func_offsets: Vec<u32>,
+    readies: Vec<Arc<Ready>>,
+}
+
+impl ImageLayout {
+    /// Whether `other` finalizes every function with the same context as this.
+    fn same_places(&self, other: &ImageLayout) -> bool {
+        self.offsets == other.offsets
+            && self.num_imported_funcs == other.num_imported_funcs
+            && self.func_offsets == other.func_offsets
+            && self.readies.len() == other.readies.len()
+    }
 }
 
 /// The cache self-check: the code served from the cache (`cached`, finalized) must equal
@@ -387,6 +422,35 @@ mod tests {
         let cold = Module::new(&Engine::default(), &wasm).unwrap();
         assert_eq!(code_of(&second), code_of(&cold), "cached code differs from a cold compile");
         assert_eq!(code_of(&first), code_of(&cold));
+    }
+
+    /// An image finalized over the previous one (its mapping released and reused with
+    /// the same layout: one constant changed) leaves the unchanged functions' bytes in
+    /// place and rewrites the changed one: the code equals a cold compile's and runs
+    /// with the new constant. (The module is about 300 KB of code, so that the other
+    /// tests' modules, which run at the same time, do not fit the released mapping.)
+    #[test]
+    fn an_image_built_over_the_previous_one_equals_a_cold_compile() {
+        let wat = |k: i32| {
+            let adds = "local.get 0 i32.const 3 i32.add local.set 0 ".repeat(20_000);
+            format!(
+                "(module (func $big (param i32) (result i32) {adds} local.get 0)
+                         (func (export \"f\") (result i32) i32.const {k} call $big))"
+            )
+        };
+        let engine = Engine::default();
+        let mut over_previous = 0;
+        for k in [5, 6, 1000, 6, -1] {
+            let m = Module::new(&engine, wat(k)).unwrap();
+            over_previous += usize::from(m.inner.compiled.code.built_over_previous());
+            let cold = Module::new(&Engine::default(), wat(k)).unwrap();
+            assert_eq!(code_of(&m), code_of(&cold), "k = {k}");
+            let mut store = crate::Store::new(&engine, ());
+            let i = crate::Instance::new(&mut store, &m, &[]).unwrap();
+            let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), k + 60_000);
+        }
+        assert!(over_previous >= 3, "only {over_previous} of 4 reloads were built over the previous image");
     }
 
     /// A different module reuses what it shares, patches what differs only in

@@ -98,7 +98,17 @@ pub struct CodeMemory {
     map: Mmap,
     len: usize,
     info: Arc<CodeInfo>,
+    /// What the builder said the image holds; it goes with the mapping into the pool.
+    contents: Option<ImageContents>,
+    /// Whether it was built over a described image (its `fill` got a description).
+    over_previous: bool,
 }
+
+/// A description of what a code image holds, opaque to the runtime: whoever builds an
+/// image may attach one ([`CodeMemory::build_reusing`]), and whoever next builds an
+/// image in the same (released, pooled) mapping gets it back, so that it can leave in
+/// place the bytes that would be written the same.
+pub type ImageContents = Arc<dyn std::any::Any + Send + Sync>;
 
 /// One registered code region.
 #[derive(Clone, Copy)]
@@ -187,17 +197,37 @@ impl CodeMemory {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        let mut map = match take_pooled(len.max(1)) {
-            Some(map) => map,
-            None => Mmap::with_rw(len.max(1))?,
+        CodeMemory::build_reusing(len, None, |image, _| fill(image))
+    }
+
+    /// [`build`](Self::build), tagging the image with `contents`, and taking a released
+    /// mapping whose image had the same length and a description when there is one:
+    /// `fill` then gets that description, and the slice still holds that image's bytes
+    /// (else the description is `None` and the bytes are unspecified). `fill` must leave
+    /// every byte of its slice as the new image needs it, writing or keeping it.
+    ///
+    /// # Errors
+    /// `fill`'s error, or the OS refused the mapping or the protection change. A
+    /// mapping whose fill failed is unmapped, never reused.
+    pub fn build_reusing<E: From<std::io::Error>>(
+        len: usize,
+        contents: Option<ImageContents>,
+        fill: impl FnOnce(&mut [u8], Option<&ImageContents>) -> Result<CodeInfo, E>,
+    ) -> Result<CodeMemory, E> {
+        let (mut map, previous) = match take_pooled(len.max(1), contents.is_some().then_some(len)) {
+            Some(p) => (p.map, p.contents.filter(|_| p.image_len == len)),
+            None => (Mmap::with_rw(len.max(1))?, None),
         };
         // SAFETY: the mapping is readable and writable (fresh, or made so by
         // `take_pooled`), and nothing else refers to it: it is new, or its previous
         // `CodeMemory` was dropped and deregistered before it entered the pool.
         let all = unsafe { map.as_mut_slice() };
         let (image, tail) = all.split_at_mut(len);
-        tail.fill(0xcc);
-        let info = fill(image)?;
+        if previous.is_none() {
+            tail.fill(0xcc);
+        }
+        let over_previous = previous.is_some();
+        let info = fill(image, previous.as_ref())?;
         let mapped = map.len();
         map.make_executable(0, mapped)?;
 
@@ -207,7 +237,13 @@ impl CodeMemory {
             let i = t.partition_point(|e| e.start < entry.start);
             t.insert(i, entry);
         });
-        Ok(CodeMemory { map, len, info })
+        Ok(CodeMemory { map, len, info, contents, over_previous })
+    }
+
+    /// Whether this image was built in the mapping of a released image with a
+    /// description ([`build_reusing`](Self::build_reusing)).
+    pub fn built_over_previous(&self) -> bool {
+        self.over_previous
     }
 
     pub fn base(&self) -> *const u8 {
@@ -238,7 +274,7 @@ impl Drop for CodeMemory {
         let start = self.map.as_ptr() as usize;
         REGISTRY.update(|t| t.retain(|e| e.start != start));
         let map = std::mem::replace(&mut self.map, Mmap::empty());
-        release_to_pool(map);
+        release_to_pool(Pooled { map, image_len: self.len, contents: self.contents.take() });
     }
 }
 
@@ -260,8 +296,8 @@ impl ModuleBytes {
         if bytes.is_empty() {
             return Ok(ModuleBytes::default());
         }
-        let mut map = match take_pooled(bytes.len()) {
-            Some(map) => map,
+        let mut map = match take_pooled(bytes.len(), None) {
+            Some(p) => p.map,
             None => Mmap::with_rw(bytes.len())?,
         };
         // SAFETY: the mapping is readable and writable (fresh, or made so by
@@ -291,7 +327,7 @@ impl std::ops::Deref for ModuleBytes {
 impl Drop for ModuleBytes {
     fn drop(&mut self) {
         if let Some(map) = self.map.take() {
-            release_to_pool(map);
+            release_to_pool(Pooled { map, image_len: self.len, contents: None });
         }
     }
 }
@@ -304,37 +340,54 @@ pub const POOL_MAX_BYTES: usize = 256 << 20;
 
 /// Released mappings (code images: RX and deregistered; module bytes: read-only),
 /// referenced by nothing, newest last.
-static POOL: Mutex<Vec<Mmap>> = Mutex::new(Vec::new());
+static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
 
-/// Keeps `map` for reuse if the pool has room (dropping the oldest mappings to make
-/// room); otherwise unmaps it.
-fn release_to_pool(map: Mmap) {
-    if map.is_empty() || map.len() > POOL_MAX_BYTES {
+/// A released mapping and what it holds.
+struct Pooled {
+    map: Mmap,
+    /// Length of the image (or bytes) it held.
+    image_len: usize,
+    /// The description its image was built with, if any.
+    contents: Option<ImageContents>,
+}
+
+/// Keeps a released mapping for reuse if the pool has room (dropping the oldest
+/// mappings to make room); otherwise unmaps it.
+fn release_to_pool(p: Pooled) {
+    if p.map.is_empty() || p.map.len() > POOL_MAX_BYTES {
         return;
     }
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    pool.push(map);
-    while pool.len() > POOL_MAX_MAPPINGS || pool.iter().map(Mmap::len).sum::<usize>() > POOL_MAX_BYTES {
+    pool.push(p);
+    while pool.len() > POOL_MAX_MAPPINGS || pool.iter().map(|p| p.map.len()).sum::<usize>() > POOL_MAX_BYTES {
         pool.remove(0);
     }
 }
 
-/// A pooled mapping of at least `len` bytes and not much more (at most a quarter more
-/// plus 64 KiB, so little memory sits unused in it), made readable and writable.
-fn take_pooled(len: usize) -> Option<Mmap> {
+/// A pooled mapping for `len` bytes, made readable and writable: with `image_len`, the
+/// newest one that held a described image of that length; else the smallest of at
+/// least `len` bytes and not much more (at most a quarter more plus 64 KiB, so little
+/// memory sits unused in it).
+fn take_pooled(len: usize, image_len: Option<usize>) -> Option<Pooled> {
     let max = len + len / 4 + (64 << 10);
-    let mut map = {
+    let mut p = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let best = (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].len())).min_by_key(|&i| pool[i].len())?;
-        pool.swap_remove(best)
+        let same = image_len.and_then(|n| pool.iter().rposition(|p| p.contents.is_some() && p.image_len == n));
+        let fits = || (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].map.len())).min_by_key(|&i| pool[i].map.len());
+        let best = same.or_else(fits)?;
+        pool.remove(best)
     };
-    let mapped = map.len();
+    let mapped = p.map.len();
     // A mapping that cannot be made writable is unmapped (dropped) and not reused.
-    map.make_accessible(0, mapped).ok()?;
-    // The pages are present but write-protected since their release: without this,
-    // the first write to each page is a fault.
-    map.populate_for_write();
-    Some(map)
+    p.map.make_accessible(0, mapped).ok()?;
+    if image_len.is_none_or(|n| p.contents.is_none() || p.image_len != n) {
+        // The pages are present but write-protected since their release: without
+        // this, the first write to each page is a fault. (An image built over the
+        // same image writes few of them.)
+        p.map.populate_for_write();
+        p.contents = None;
+    }
+    Some(p)
 }
 
 /// Whether `pc` is inside registered Wasm code, and if so its trap code, if any. Never
