@@ -288,7 +288,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let readies: Vec<Arc<Ready>> = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
     let layout = Arc::new(ImageLayout { offsets, num_imported_funcs: env.num_imported_funcs, func_offsets: func_offsets.clone(), readies });
     let contents: Option<ImageContents> = engine.inner.stencils.is_some().then(|| layout.clone() as ImageContents);
-    let code = CodeMemory::build_reusing(size, contents, |image, previous| -> Result<CodeInfo> {
+    let worth = |c: &ImageContents| c.downcast_ref::<ImageLayout>().is_some_and(|p| p.keeps_most_of(&layout));
+    let code = CodeMemory::build_reusing(size, contents, worth, |image, previous| -> Result<CodeInfo> {
         let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_places(&layout));
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
@@ -368,6 +369,13 @@ impl ImageLayout {
             && self.num_imported_funcs == other.num_imported_funcs
             && self.func_offsets == other.func_offsets
             && self.readies.len() == other.readies.len()
+    }
+
+    /// Whether an image `other` built over this one would keep at least half of its
+    /// functions (else building it in a fresh mapping, prepared for writing, is cheaper).
+    fn keeps_most_of(&self, other: &ImageLayout) -> bool {
+        let kept = self.readies.iter().zip(&other.readies).filter(|(a, b)| Arc::ptr_eq(a, b)).count();
+        self.same_places(other) && kept * 2 >= self.readies.len()
     }
 }
 

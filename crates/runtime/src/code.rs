@@ -197,14 +197,16 @@ impl CodeMemory {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        CodeMemory::build_reusing(len, None, |image, _| fill(image))
+        CodeMemory::build_reusing(len, None, |_| false, |image, _| fill(image))
     }
 
     /// [`build`](Self::build), tagging the image with `contents`, and taking a released
-    /// mapping whose image had the same length and a description when there is one:
-    /// `fill` then gets that description, and the slice still holds that image's bytes
-    /// (else the description is `None` and the bytes are unspecified). `fill` must leave
-    /// every byte of its slice as the new image needs it, writing or keeping it.
+    /// mapping whose image had the same length and a description that `worth` accepts,
+    /// when there is one (`worth` says whether `fill` would keep enough of it to skip
+    /// preparing every page for writing): `fill` then gets that description, and the
+    /// slice still holds that image's bytes (else the description is `None` and the
+    /// bytes are unspecified). `fill` must leave every byte of its slice as the new image
+    /// needs it, writing or keeping it.
     ///
     /// # Errors
     /// `fill`'s error, or the OS refused the mapping or the protection change. A
@@ -212,9 +214,11 @@ impl CodeMemory {
     pub fn build_reusing<E: From<std::io::Error>>(
         len: usize,
         contents: Option<ImageContents>,
+        worth: impl Fn(&ImageContents) -> bool,
         fill: impl FnOnce(&mut [u8], Option<&ImageContents>) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        let (mut map, previous) = match take_pooled(len.max(1), contents.is_some().then_some(len)) {
+        let same = contents.as_ref().map(|_| (len, &worth as &dyn Fn(&ImageContents) -> bool));
+        let (mut map, previous) = match take_pooled(len.max(1), same) {
             Some(p) => (p.map, p.contents.filter(|_| p.image_len == len)),
             None => (Mmap::with_rw(len.max(1))?, None),
         };
@@ -364,15 +368,16 @@ fn release_to_pool(p: Pooled) {
     }
 }
 
-/// A pooled mapping for `len` bytes, made readable and writable: with `image_len`, the
-/// newest one that held a described image of that length; else the smallest of at
-/// least `len` bytes and not much more (at most a quarter more plus 64 KiB, so little
-/// memory sits unused in it).
-fn take_pooled(len: usize, image_len: Option<usize>) -> Option<Pooled> {
+/// A pooled mapping for `len` bytes, made readable and writable: with `same`, the
+/// newest one that held an image of that length whose description `same`'s function
+/// accepts (its contents are kept); else the smallest of at least `len` bytes and not
+/// much more (at most a quarter more plus 64 KiB, so little memory sits unused in it).
+fn take_pooled(len: usize, same: Option<(usize, &dyn Fn(&ImageContents) -> bool)>) -> Option<Pooled> {
     let max = len + len / 4 + (64 << 10);
+    let accepted = |p: &Pooled| same.is_some_and(|(n, worth)| p.image_len == n && p.contents.as_ref().is_some_and(worth));
     let mut p = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let same = image_len.and_then(|n| pool.iter().rposition(|p| p.contents.is_some() && p.image_len == n));
+        let same = pool.iter().rposition(accepted);
         let fits = || (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].map.len())).min_by_key(|&i| pool[i].map.len());
         let best = same.or_else(fits)?;
         pool.remove(best)
@@ -380,7 +385,7 @@ fn take_pooled(len: usize, image_len: Option<usize>) -> Option<Pooled> {
     let mapped = p.map.len();
     // A mapping that cannot be made writable is unmapped (dropped) and not reused.
     p.map.make_accessible(0, mapped).ok()?;
-    if image_len.is_none_or(|n| p.contents.is_none() || p.image_len != n) {
+    if !accepted(&p) {
         // The pages are present but write-protected since their release: without
         // this, the first write to each page is a fault. (An image built over the
         // same image writes few of them.)
