@@ -282,12 +282,14 @@ impl Drop for CodeMemory {
     }
 }
 
-/// A read-only copy of a module's bytes in its own mapping, taken from the pool of
-/// released mappings when one fits (so a reload copies into pages already present
-/// instead of faulting in fresh ones) and returned to it on drop.
+/// A read-only copy of a module's bytes: below [`ModuleBytes::HEAP_LIMIT`] on the heap,
+/// else in its own mapping, taken from the pool of released mappings when one fits (so
+/// a reload copies into pages already present instead of faulting in fresh ones) and
+/// returned to it on drop.
 #[derive(Debug, Default)]
 pub struct ModuleBytes {
     map: Option<Mmap>,
+    heap: Box<[u8]>,
     len: usize,
 }
 
@@ -297,8 +299,8 @@ impl ModuleBytes {
     /// # Errors
     /// The OS refused the mapping or the protection change.
     pub fn copy_from(bytes: &[u8]) -> std::io::Result<ModuleBytes> {
-        if bytes.is_empty() {
-            return Ok(ModuleBytes::default());
+        if bytes.len() < Self::HEAP_LIMIT {
+            return Ok(ModuleBytes { map: None, heap: bytes.into(), len: bytes.len() });
         }
         let mut map = match take_pooled(bytes.len(), None) {
             Some(p) => p.map,
@@ -312,8 +314,12 @@ impl ModuleBytes {
         tail.fill(0);
         let mapped = map.len();
         map.make_read_only(0, mapped)?;
-        Ok(ModuleBytes { map: Some(map), len: bytes.len() })
+        Ok(ModuleBytes { map: Some(map), heap: Box::default(), len: bytes.len() })
     }
+
+    /// Below this many bytes a copy is on the heap: the system calls a mapping costs
+    /// would outweigh the copy.
+    pub const HEAP_LIMIT: usize = 256 << 10;
 }
 
 impl std::ops::Deref for ModuleBytes {
@@ -323,7 +329,7 @@ impl std::ops::Deref for ModuleBytes {
         match &self.map {
             // SAFETY: the mapping is readable from `copy_from` until drop.
             Some(map) => unsafe { &map.as_slice()[..self.len] },
-            None => &[],
+            None => &self.heap,
         }
     }
 }
@@ -439,9 +445,12 @@ mod tests {
 
     #[test]
     fn module_bytes_are_a_copy() {
-        let bytes: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-        let copy = ModuleBytes::copy_from(&bytes).unwrap();
-        assert_eq!(&*copy, &bytes[..]);
+        // On the heap, and in a mapping.
+        for n in [100_000u32, 300_000] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let copy = ModuleBytes::copy_from(&bytes).unwrap();
+            assert_eq!(&*copy, &bytes[..]);
+        }
         assert!(ModuleBytes::copy_from(&[]).unwrap().is_empty());
     }
 
