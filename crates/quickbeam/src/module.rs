@@ -244,8 +244,11 @@ fn compile_functions(
         results.into_iter().collect::<Result<_>>()?
     };
     let mut looked_up = looked_up.into_iter();
-    let funcs: Vec<(Lookup, Range<u32>)> =
-        funcs.into_iter().map(|f| f.or_else(|| looked_up.next()).expect("one lookup per function left")).collect();
+    // Each `None` was pushed with one input of `rest`, looked up in order.
+    let funcs: Vec<(Lookup, Range<u32>)> = funcs
+        .into_iter()
+        .map(|f| f.or_else(|| looked_up.next()).ok_or_else(|| anyhow::anyhow!("internal error: a function was not looked up")))
+        .collect::<Result<_>>()?;
     if let (Some(cache), Some(key), None) = (cache, key, &record) {
         let functions: Option<Vec<_>> = funcs.iter().map(|(f, _)| f.ready.record()).collect();
         if let Some(functions) = functions {
