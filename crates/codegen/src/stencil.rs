@@ -249,6 +249,17 @@ fn write_const_sites(stencil: &Stencil, consts: &[u64], unchanged: Option<&[u64]
     Ok(())
 }
 
+/// Writes `stencil`'s relocations into `out`, which holds this function finalized with
+/// the same parameters and constants in another [`FinalizeContext`] with the same
+/// VMContext layout and the same `this_offset`: what moved since is only other
+/// functions (the targets of `call`s), and only relocations depend on them.
+///
+/// # Errors
+/// [`FinalizeError::MissingParameter`] if `params` lacks a slot.
+pub fn relocate(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, out: &mut [u8]) -> Result<(), FinalizeError> {
+    resolve_relocs(stencil, params, cx, out)
+}
+
 /// Resolves every relocation of `stencil` into `out`.
 fn resolve_relocs(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, out: &mut [u8]) -> Result<(), FinalizeError> {
     for r in &stencil.relocs {

@@ -1,7 +1,7 @@
 //! [`Module`]: a compiled module, ready to instantiate in any store of its engine.
 
 use crate::{Engine, ExternType, Result};
-use quickbeam_codegen::{finalize, finalize_baked, CompiledFunction, FinalizeContext};
+use quickbeam_codegen::{finalize, finalize_baked, relocate, CompiledFunction, FinalizeContext};
 use crate::stencil_cache::{FunctionSource, Lookup, Ready, RecentModule, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
@@ -286,14 +286,17 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
     let mut report = CompileReport { functions: funcs.len(), bytes: wasm.len(), ..CompileReport::default() };
     // Finalize straight into the code mapping (no intermediate image to copy). When
-    // the mapping held an image of this module's layout, every function whose finalized
-    // bytes would be the same is left as it is (see `ImageLayout`).
+    // the mapping held an image of this module (an earlier build), every function
+    // whose finalized bytes would be the same is left as it is, and one that only
+    // calls functions that moved is relocated (see `ImageLayout`).
     let readies: Vec<Arc<Ready>> = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
     let layout = Arc::new(ImageLayout { offsets, num_imported_funcs: env.num_imported_funcs, func_offsets: func_offsets.clone(), readies });
     let contents: Option<ImageContents> = engine.inner.stencils.is_some().then(|| layout.clone() as ImageContents);
     let worth = |c: &ImageContents| c.downcast_ref::<ImageLayout>().is_some_and(|p| p.keeps_most_of(&layout));
     let code = CodeMemory::build_reusing(size, contents, worth, |image, previous| -> Result<CodeInfo> {
-        let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_places(&layout));
+        let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_context(&layout));
+        // Whether every function is where it was: then a kept function's calls are too.
+        let nothing_moved = previous.is_some_and(|p| p.func_offsets == layout.func_offsets);
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
             names: env.names.clone(),
@@ -303,9 +306,10 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
             let f = &found.ready;
             let v = &f.variant;
-            let kept = previous.is_some_and(|p| Arc::ptr_eq(&p.readies[d], f));
-            // Padding between functions is int3 (already, in an image of the same layout).
-            if previous.is_none() {
+            let kept = previous.is_some_and(|p| p.holds(d, off, f));
+            // Padding between functions is int3 (already, where the previous image had
+            // the same gap).
+            if !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
                 image[end..off as usize].fill(0xcc);
             }
             end = off as usize + v.stencil.code.len();
@@ -320,11 +324,12 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             let out = &mut image[off as usize..off as usize + len];
             // Lookups only hand out variants whose guards accept these constants.
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
-            if !kept {
-                finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out).map_err(|e| {
-                    anyhow::anyhow!("internal error: failed to finalize function {index}: {e}")
-                })?;
-            }
+            let finalized = match (kept, nothing_moved) {
+                (true, true) => Ok(()),
+                (true, false) => relocate(&v.stencil, &f.params, &cx, out),
+                (false, _) => finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out),
+            };
+            finalized.map_err(|e| anyhow::anyhow!("internal error: failed to finalize function {index}: {e}"))?;
             if let Some(fresh) = &found.check {
                 self_check(index, found.source, fresh, out, &cx)?;
             }
@@ -354,10 +359,11 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
 /// What a code image holds, for the next image built in its mapping
 /// ([`CodeMemory::build_reusing`]): a function's finalized bytes depend only on its
 /// [`Ready`] (stencil, baked constants, parameters, constants) and the
-/// [`FinalizeContext`] (the VMContext layout, the import count, every function's
-/// offset). So in a mapping that held an image with the same context, a function at the
-/// same index with the very same `Ready` (the same `Arc`: held here, so never a freed
-/// one's address reused) already has its bytes, and the padding between functions too.
+/// [`FinalizeContext`] (the VMContext layout, the import count, its own offset, and the
+/// offsets of the functions it calls, which only its relocations depend on). So in a
+/// mapping that held an image with the same context, a function at the same index and
+/// offset with the very same `Ready` (the same `Arc`: held here, so never a freed one's
+/// address reused) already has its bytes but for calls to functions that moved.
 struct ImageLayout {
     offsets: VMOffsets,
     num_imported_funcs: u32,
@@ -366,19 +372,34 @@ struct ImageLayout {
 }
 
 impl ImageLayout {
-    /// Whether `other` finalizes every function with the same context as this.
-    fn same_places(&self, other: &ImageLayout) -> bool {
-        self.offsets == other.offsets
-            && self.num_imported_funcs == other.num_imported_funcs
-            && self.func_offsets == other.func_offsets
-            && self.readies.len() == other.readies.len()
+    /// Whether `other` finalizes with the same VMContext layout and imports as this.
+    fn same_context(&self, other: &ImageLayout) -> bool {
+        self.offsets == other.offsets && self.num_imported_funcs == other.num_imported_funcs
+    }
+
+    /// Whether this image has `ready`'s function `d` at offset `off`.
+    fn holds(&self, d: usize, off: u32, ready: &Arc<Ready>) -> bool {
+        self.func_offsets.get(d) == Some(&off) && Arc::ptr_eq(&self.readies[d], ready)
+    }
+
+    /// Whether this image has the same int3 gap `end..off` before function `d`: function
+    /// `d` starts at `off` and the one before it ends at `end`.
+    fn same_gap_before(&self, d: usize, end: usize, off: u32) -> bool {
+        if self.func_offsets.get(d) != Some(&off) {
+            return false;
+        }
+        let prev_end = match d.checked_sub(1) {
+            None => 0,
+            Some(p) => self.func_offsets[p] as usize + self.readies[p].variant.stencil.code.len(),
+        };
+        prev_end == end
     }
 
     /// Whether an image `other` built over this one would keep at least half of its
     /// functions (else building it in a fresh mapping, prepared for writing, is cheaper).
     fn keeps_most_of(&self, other: &ImageLayout) -> bool {
-        let kept = self.readies.iter().zip(&other.readies).filter(|(a, b)| Arc::ptr_eq(a, b)).count();
-        self.same_places(other) && kept * 2 >= self.readies.len()
+        let kept = (0..other.readies.len()).filter(|&d| self.holds(d, other.func_offsets[d], &other.readies[d])).count();
+        self.same_context(other) && kept * 2 >= other.readies.len()
     }
 }
 
@@ -435,33 +456,46 @@ mod tests {
         assert_eq!(code_of(&first), code_of(&cold));
     }
 
-    /// An image finalized over the previous one (its mapping released and reused with
-    /// the same layout: one constant changed) leaves the unchanged functions' bytes in
-    /// place and rewrites the changed one: the code equals a cold compile's and runs
-    /// with the new constant. (The module is about 300 KB of code, so that the other
-    /// tests' modules, which run at the same time, do not fit the released mapping.)
+    /// An image finalized over the previous one (its mapping released and reused) leaves
+    /// the unchanged functions' bytes in place, relocates those that call functions that
+    /// moved, and rewrites the others. Edits here change a constant (same layout) or the
+    /// size of `$b` (so `$z` and the export move, and `$a1`–`$a3`, which call `$z`, are
+    /// relocated): the code always equals a cold compile's and computes the new result.
+    /// (`$c` makes the code about 300 KB, so that the other tests' modules, which run at
+    /// the same time, do not fit the released mapping.)
     #[test]
     fn an_image_built_over_the_previous_one_equals_a_cold_compile() {
-        let wat = |k: i32| {
+        let wat = |k: i32, m: usize| {
             let adds = "local.get 0 i32.const 3 i32.add local.set 0 ".repeat(20_000);
+            let incs = "i32.const 1 i32.add ".repeat(m);
+            let a = |n: u32| format!("(func $a{n} (param i32) (result i32) local.get 0 call $z)");
             format!(
-                "(module (func $big (param i32) (result i32) {adds} local.get 0)
-                         (func (export \"f\") (result i32) i32.const {k} call $big))"
+                "(module (func $c (param i32) (result i32) {adds} local.get 0)
+                         {} {} {}
+                         (func $b (param i32) (result i32) local.get 0 {incs})
+                         (func $z (param i32) (result i32) local.get 0 i32.const 7 i32.add)
+                         (func (export \"f\") (result i32)
+                           i32.const {k} call $c call $a1 call $a2 call $a3 call $b))",
+                a(1),
+                a(2),
+                a(3)
             )
         };
         let engine = Engine::default();
         let mut over_previous = 0;
-        for k in [5, 6, 1000, 6, -1] {
-            let m = Module::new(&engine, wat(k)).unwrap();
-            over_previous += usize::from(m.inner.compiled.code.built_over_previous());
-            let cold = Module::new(&Engine::default(), wat(k)).unwrap();
-            assert_eq!(code_of(&m), code_of(&cold), "k = {k}");
+        let edits = [(5, 1), (6, 1), (6, 3), (6, 40), (1000, 40), (-1, 2)];
+        for (k, m) in edits {
+            let m_ = Module::new(&engine, wat(k, m)).unwrap();
+            over_previous += usize::from(m_.inner.compiled.code.built_over_previous());
+            let cold = Module::new(&Engine::default(), wat(k, m)).unwrap();
+            assert_eq!(code_of(&m_), code_of(&cold), "k = {k}, m = {m}");
             let mut store = crate::Store::new(&engine, ());
-            let i = crate::Instance::new(&mut store, &m, &[]).unwrap();
+            let i = crate::Instance::new(&mut store, &m_, &[]).unwrap();
             let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
-            assert_eq!(f.call(&mut store, ()).unwrap(), k + 60_000);
+            assert_eq!(f.call(&mut store, ()).unwrap(), k + 60_000 + 21 + m as i32, "k = {k}, m = {m}");
         }
-        assert!(over_previous >= 3, "only {over_previous} of 4 reloads were built over the previous image");
+        let reloads = edits.len() - 1;
+        assert!(over_previous >= reloads - 1, "only {over_previous} of {reloads} reloads were built over the previous image");
     }
 
     /// A different module reuses what it shares, patches what differs only in

@@ -201,12 +201,12 @@ impl CodeMemory {
     }
 
     /// [`build`](Self::build), tagging the image with `contents`, and taking a released
-    /// mapping whose image had the same length and a description that `worth` accepts,
-    /// when there is one (`worth` says whether `fill` would keep enough of it to skip
-    /// preparing every page for writing): `fill` then gets that description, and the
-    /// slice still holds that image's bytes (else the description is `None` and the
+    /// mapping large enough whose image had a description that `worth` accepts, when
+    /// there is one (`worth` says whether `fill` would keep enough of that image to be
+    /// worth building over it): `fill` then gets that description, and the slice still
+    /// holds that image's bytes, up to its length (else the description is `None` and the
     /// bytes are unspecified). `fill` must leave every byte of its slice as the new image
-    /// needs it, writing or keeping it.
+    /// needs it, writing or keeping it; past the slice, the mapping is `int3` either way.
     ///
     /// # Errors
     /// `fill`'s error, or the OS refused the mapping or the protection change. A
@@ -218,17 +218,19 @@ impl CodeMemory {
         fill: impl FnOnce(&mut [u8], Option<&ImageContents>) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
         let same = contents.as_ref().map(|_| (len, &worth as &dyn Fn(&ImageContents) -> bool));
-        let (mut map, previous) = match take_pooled(len.max(1), same) {
-            Some(p) => (p.map, p.contents.filter(|_| p.image_len == len)),
-            None => (Mmap::with_rw(len.max(1))?, None),
+        let (mut map, previous, old_len) = match take_pooled(len.max(1), same) {
+            Some(p) => (p.map, p.contents, p.image_len),
+            None => (Mmap::with_rw(len.max(1))?, None, 0),
         };
         // SAFETY: the mapping is readable and writable (fresh, or made so by
         // `take_pooled`), and nothing else refers to it: it is new, or its previous
         // `CodeMemory` was dropped and deregistered before it entered the pool.
         let all = unsafe { map.as_mut_slice() };
         let (image, tail) = all.split_at_mut(len);
-        if previous.is_none() {
-            tail.fill(0xcc);
+        // Past the old image the mapping is already `int3` (every image fills its tail).
+        match previous {
+            Some(_) => tail[..old_len.saturating_sub(len)].fill(0xcc),
+            None => tail.fill(0xcc),
         }
         let over_previous = previous.is_some();
         let info = fill(image, previous.as_ref())?;
@@ -375,12 +377,13 @@ fn release_to_pool(p: Pooled) {
 }
 
 /// A pooled mapping for `len` bytes, made readable and writable: with `same`, the
-/// newest one that held an image of that length whose description `same`'s function
+/// newest one of at least `len` bytes whose image's description `same`'s function
 /// accepts (its contents are kept); else the smallest of at least `len` bytes and not
 /// much more (at most a quarter more plus 64 KiB, so little memory sits unused in it).
 fn take_pooled(len: usize, same: Option<(usize, &dyn Fn(&ImageContents) -> bool)>) -> Option<Pooled> {
     let max = len + len / 4 + (64 << 10);
-    let accepted = |p: &Pooled| same.is_some_and(|(n, worth)| p.image_len == n && p.contents.as_ref().is_some_and(worth));
+    let accepted =
+        |p: &Pooled| same.is_some_and(|(n, worth)| p.map.len() >= n && p.contents.as_ref().is_some_and(worth));
     let mut p = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let same = pool.iter().rposition(accepted);
@@ -391,11 +394,14 @@ fn take_pooled(len: usize, same: Option<(usize, &dyn Fn(&ImageContents) -> bool)
     let mapped = p.map.len();
     // A mapping that cannot be made writable is unmapped (dropped) and not reused.
     p.map.make_accessible(0, mapped).ok()?;
-    if !accepted(&p) {
+    let kept = accepted(&p);
+    if !kept || p.image_len != len {
         // The pages are present but write-protected since their release: without
-        // this, the first write to each page is a fault. (An image built over the
-        // same image writes few of them.)
+        // this, the first write to each page is a fault. (An image built over one of
+        // the same length writes few of them.)
         p.map.populate_for_write();
+    }
+    if !kept {
         p.contents = None;
     }
     Some(p)
@@ -441,6 +447,37 @@ mod tests {
         assert_eq!(all.len(), 1 << 20);
         assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
         assert_eq!(trap_code_for_pc(base as usize + 10), Some(None), "the new image is registered");
+    }
+
+    /// An image built over a longer described image it keeps bytes of: `fill` sees the
+    /// old bytes, and past the new image the mapping is `int3` again. (1.5 MiB: no
+    /// other test here builds code that large.)
+    #[test]
+    fn an_image_over_a_longer_one_leaves_no_old_code_past_its_end() {
+        let len = 3 << 19;
+        let contents: ImageContents = Arc::new(7u32);
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| false, |image, previous| {
+            assert!(previous.is_none());
+            image.fill(0x90);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        let base = old.base();
+        drop(old);
+        let worth = |c: &ImageContents| c.downcast_ref::<u32>() == Some(&7);
+        let new = CodeMemory::build_reusing(len - 5000, Some(contents), worth, |image, previous| {
+            assert!(previous.is_some_and(|p| p.downcast_ref::<u32>() == Some(&7)));
+            assert!(image.iter().all(|&b| b == 0x90), "the old image's bytes are kept");
+            image[..100].fill(0xc3);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        assert_eq!(new.base(), base);
+        assert!(new.built_over_previous());
+        // SAFETY: the whole mapping is readable (RX).
+        let all = unsafe { new.map.as_slice() };
+        assert!(all[..100].iter().all(|&b| b == 0xc3) && all[100..new.len()].iter().all(|&b| b == 0x90));
+        assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
     }
 
     #[test]
