@@ -427,11 +427,9 @@ impl ModuleEnv {
                     self.datas.push(DataSegment { mode, range });
                 }
             }
-            Payload::CustomSection(c) => {
-                // The first name section (a module has at most one, spec §7.4.1).
-                if c.name() == "name" && !self.names.has_section() {
-                    self.names = std::sync::Arc::new(Names::from_section(c.data(), c.data_offset() as u64));
-                }
+            // The first name section (a module has at most one, spec §7.4.1).
+            Payload::CustomSection(c) if c.name() == "name" && !self.names.has_section() => {
+                self.names = std::sync::Arc::new(Names::from_section(c.data(), c.data_offset()));
             }
             _ => {}
         }

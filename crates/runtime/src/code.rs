@@ -217,7 +217,7 @@ impl CodeMemory {
         worth: impl Fn(&ImageContents) -> bool,
         fill: impl FnOnce(&mut [u8], Option<&ImageContents>) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        let same = contents.as_ref().map(|_| (len, &worth as &dyn Fn(&ImageContents) -> bool));
+        let same = contents.as_ref().map(|_| (len, &worth as Worth<'_>));
         let (mut map, previous, old_len) = match take_pooled(len.max(1), same) {
             Some(p) => (p.map, p.contents, p.image_len),
             None => (Mmap::with_rw(len.max(1))?, None, 0),
@@ -354,6 +354,9 @@ pub const POOL_MAX_BYTES: usize = 256 << 20;
 /// referenced by nothing, newest last.
 static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
 
+/// Whether an image built over a released one with this description is worth it.
+type Worth<'a> = &'a dyn Fn(&ImageContents) -> bool;
+
 /// A released mapping and what it holds.
 struct Pooled {
     map: Mmap,
@@ -380,7 +383,7 @@ fn release_to_pool(p: Pooled) {
 /// newest one of at least `len` bytes whose image's description `same`'s function
 /// accepts (its contents are kept); else the smallest of at least `len` bytes and not
 /// much more (at most a quarter more plus 64 KiB, so little memory sits unused in it).
-fn take_pooled(len: usize, same: Option<(usize, &dyn Fn(&ImageContents) -> bool)>) -> Option<Pooled> {
+fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<Pooled> {
     let max = len + len / 4 + (64 << 10);
     let accepted =
         |p: &Pooled| same.is_some_and(|(n, worth)| p.map.len() >= n && p.contents.as_ref().is_some_and(worth));
