@@ -1,4 +1,12 @@
 //! [`Module`]: a compiled module, ready to instantiate in any store of its engine.
+//!
+//! Compiling parses the module, gets each function from the engine's stencil cache or
+//! compiles it ([`compile_functions`]), lays the functions out in index order (16-byte
+//! aligned, `int3` between) and finalizes them straight into the code mapping. The
+//! layout depends only on the functions' code sizes, so a module's code is the same
+//! whatever the cache held (I1); when the mapping is a released one that held an
+//! earlier build of the module, functions whose bytes would not change are left in
+//! place ([`ImageLayout`]).
 
 use crate::{Engine, ExternType, Result};
 use quickbeam_codegen::{finalize, finalize_baked, relocate, CompiledFunction, FinalizeContext};

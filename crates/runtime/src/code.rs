@@ -1,5 +1,6 @@
-//! [`CodeMemory`]: a module's finalized code, executable and never writable (W^X), and
-//! the process-wide registry that maps a pc to its function and trap site.
+//! [`CodeMemory`]: a module's finalized code, executable and never writable (W^X);
+//! [`ModuleBytes`], the copy of a module's bytes it keeps; and the process-wide
+//! registry that maps a pc to its function and trap site.
 //!
 //! Invariants:
 //! - the mapping is first RW while the image is copied in, then RX; never both;
@@ -10,8 +11,10 @@
 //!   ([`POOL_MAX_MAPPINGS`], [`POOL_MAX_BYTES`]) and reused by the next image of about
 //!   its size: a reload then writes over pages already present instead of mapping,
 //!   faulting in and zeroing new ones. A reused mapping is made writable (and no longer
-//!   executable) before anything is written, and every byte up to its end is rewritten
-//!   (the image, then `int3` padding), so nothing of the old code survives.
+//!   executable) before anything is written. Every byte of the new image is written, or
+//!   kept where the builder described the old image ([`ImageContents`]) and keeps only
+//!   bytes the new image has at the same place; past the image the mapping is `int3`.
+//!   So nothing of the old code survives that the new image would not have.
 
 use crate::mmap::Mmap;
 use quickbeam_environ::names::Names;
