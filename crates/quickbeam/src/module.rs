@@ -204,12 +204,8 @@ fn compile_functions(
     let cache = engine.inner.stencils.as_ref();
     let ctx = module_context_hash(env);
     let recent = cache.and_then(|c| c.recent(&ctx));
-    // The module's record in the persistent store, if this very module was compiled
-    // before (with a record per function, in order).
-    let key = cache.filter(|c| c.has_store()).map(|_| module_key(engine.inner.fingerprint.as_bytes(), wasm));
-    let record = cache.zip(key.as_ref()).and_then(|(c, k)| c.module_record(k));
-    let record = record.filter(|r| r.functions.len() == inputs.len());
     let first = env.num_imported_funcs;
+    let count = inputs.len();
     let body_range = |input: &FunctionInput<'_>| {
         let r = input.body.range();
         r.start as u32..r.end as u32
@@ -234,6 +230,14 @@ fn compile_functions(
             }
         }
     }
+    // With a persistent store, and functions left to find: the module's record, if this
+    // very module was compiled before (with a record per function, in order). (A reload
+    // served entirely in process skips hashing the module for its key.)
+    let key = cache
+        .filter(|c| c.has_store() && !rest.is_empty())
+        .map(|_| module_key(engine.inner.fingerprint.as_bytes(), wasm));
+    let record = cache.zip(key.as_ref()).and_then(|(c, k)| c.module_record(k));
+    let record = record.filter(|r| r.functions.len() == count);
     let one = |w: &mut Workers, input: FunctionInput<'_>| {
         let body = body_range(&input);
         let hint = record.as_ref().map(|r| &r.functions[(input.index - first) as usize]);

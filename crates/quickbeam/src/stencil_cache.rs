@@ -12,8 +12,9 @@
 //!    the comparison makes collisions harmless; a warm reload hashes at memory speed
 //!    instead of SHA-256's): nothing is decoded;
 //! 2. the module's record in the persistent store ([`CacheStore`]), read once per
-//!    module under a hash of the whole module (`environ::key::module_key`): per function an
-//!    [`ExactRecord`] naming the shape key, the parameters and the constants;
+//!    module under a hash of the whole module (`environ::key::module_key`) when levels 0
+//!    and 1 left functions to find: per function an [`ExactRecord`] naming the shape key,
+//!    the parameters and the constants;
 //! 3. the **shape key** ([`Fingerprinter`]: the body decoded, constants and indices
 //!    abstracted) in the in-process map, then in the store: a list of [`Variant`]s, the
 //!    first whose guards accept the body's constants serves;
