@@ -242,7 +242,7 @@ fn compile_functions(
         let body = body_range(&input);
         let hint = record.as_ref().map(|r| &r.functions[(input.index - first) as usize]);
         let found = match cache {
-            Some(cache) => cache.lookup(engine, &ctx, env, input, recent.as_deref(), hint, w)?,
+            Some(cache) => cache.lookup(engine, &ctx, env, input, hint, w)?,
             None => StencilCache::compile_uncached(env, input, w)?,
         };
         Ok((found, body))

@@ -457,18 +457,19 @@ impl StencilCache {
         Ok(Lookup { source, ready, check })
     }
 
-    /// The function `input` of `env`, from the cache or compiled (see the module docs).
+    /// The function `input` of `env`, from the cache or compiled (see the module docs),
+    /// for a body [`lookup_loaded`](Self::lookup_loaded) did not find: level 1 is looked
+    /// at again (an equal body of the same module may have been compiled since, on
+    /// another thread), then levels 2 to 4.
     ///
     /// # Errors
     /// The compile error of an invalid or unsupported body (never a cache error).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn lookup(
         &self,
         engine: &Engine,
         module_ctx: &[u8; 32],
         env: &ModuleEnv,
         input: FunctionInput<'_>,
-        recent: Option<&RecentModule>,
         hint: Option<&ExactRecord>,
         w: &mut Workers,
     ) -> Result<Lookup> {
@@ -476,11 +477,11 @@ impl StencilCache {
         let index = input.index;
         let hit = |ready, source, w: &mut Workers, input| Self::hit(engine, env, ready, source, input, w);
 
-        // 0, 1: loaded before in process.
-        if let Some(ready) = self.lookup_loaded(module_ctx, env, index, input.body.as_bytes(), recent) {
+        // 1. The exact key, in process.
+        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
+        if let Some(ready) = self.get_exact(&key) {
             return hit(ready, FunctionSource::Reused, w, input);
         }
-        let key = ExactKey::new(module_ctx, env.func_type(index), input.body.as_bytes());
         // 2. The module's record names the shape.
         if let Some(rec) = hint {
             if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
