@@ -186,6 +186,10 @@ impl<'a> ExportType<'a> {
 /// Code is laid out at this alignment in a module's image.
 const FUNCTION_ALIGN: usize = 16;
 
+/// An image built over a previous one with more functions to write than this is made
+/// writable all at once (two system calls) rather than function by function (two each).
+const MAX_SEPARATE_WRITES: usize = 32;
+
 /// Below this many bytes of function bodies, compiling on one thread is faster than
 /// waking the thread pool.
 const PARALLEL_THRESHOLD: usize = 64 << 10;
@@ -309,6 +313,13 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_context(&layout));
         // Whether every function is where it was: then a kept function's calls are too.
         let nothing_moved = previous.is_some_and(|p| p.func_offsets == layout.func_offsets);
+        // What is written is made writable: with nothing moved, each function that
+        // changed on its own (its pages only); else everything at once (relocations
+        // touch most pages).
+        let changed = |p: &ImageLayout| (0..funcs.len()).filter(|&d| !p.holds(d, func_offsets[d], &layout.readies[d])).count();
+        if !nothing_moved || previous.is_some_and(|p| changed(p) > MAX_SEPARATE_WRITES) {
+            image.writable(0..size)?;
+        }
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
             names: env.names.clone(),
@@ -322,7 +333,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             // Padding between functions is int3 (already, where the previous image had
             // the same gap).
             if !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
-                image[end..off as usize].fill(0xcc);
+                image.writable(end..off as usize)?.fill(0xcc);
             }
             end = off as usize + v.stencil.code.len();
             let index = env.num_imported_funcs + d as u32;
@@ -332,18 +343,18 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
                 num_imported_funcs: env.num_imported_funcs,
                 this_offset: off,
             };
-            let len = v.stencil.code.len();
-            let out = &mut image[off as usize..off as usize + len];
+            let code = off as usize..off as usize + v.stencil.code.len();
             // Lookups only hand out variants whose guards accept these constants.
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
             let finalized = match (kept, nothing_moved) {
                 (true, true) => Ok(()),
-                (true, false) => relocate(&v.stencil, &f.params, &cx, out),
-                (false, _) => finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, out),
+                (true, false) => relocate(&v.stencil, &f.params, &cx, image.writable(code.clone())?),
+                (false, _) => finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, image.writable(code.clone())?),
             };
             finalized.map_err(|e| anyhow::anyhow!("internal error: failed to finalize function {index}: {e}"))?;
+            let len = code.len();
             if let Some(fresh) = &found.check {
-                self_check(index, found.source, fresh, out, &cx)?;
+                self_check(index, found.source, fresh, &image.bytes()[code], &cx)?;
             }
             match found.source {
                 FunctionSource::Reused => report.reused += 1,

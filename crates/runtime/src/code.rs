@@ -3,15 +3,17 @@
 //! registry that maps a pc to its function and trap site.
 //!
 //! Invariants:
-//! - the mapping is first RW while the image is copied in, then RX; never both;
+//! - W^X: a page of the mapping is RW while the image is written into it, then RX;
+//!   never both. A fresh image is written whole; an image built over a released one
+//!   makes writable only the pages it writes ([`ImageWriter`]);
 //! - a `CodeMemory` is in the registry from `new` to drop, so every pc inside live Wasm
 //!   code can be looked up; the signal handler looks up without allocating, locking or
 //!   waiting, even while other threads register code (see [`Registry`]);
 //! - a dropped `CodeMemory`'s mapping may be kept in a small process-wide pool
 //!   ([`POOL_MAX_MAPPINGS`], [`POOL_MAX_BYTES`]) and reused by the next image of about
 //!   its size: a reload then writes over pages already present instead of mapping,
-//!   faulting in and zeroing new ones. A reused mapping is made writable (and no longer
-//!   executable) before anything is written. Every byte of the new image is written, or
+//!   faulting in and zeroing new ones. A reused page is made writable (and no longer
+//!   executable) before anything is written to it. Every byte of the new image is written, or
 //!   kept where the builder described the old image ([`ImageContents`]) and keeps only
 //!   bytes the new image has at the same place; past the image the mapping is `int3`.
 //!   So nothing of the old code survives that the new image would not have.
@@ -20,6 +22,7 @@ use crate::mmap::Mmap;
 use quickbeam_environ::names::Names;
 use quickbeam_environ::TrapCode;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// What the runtime knows about one compiled function.
@@ -105,6 +108,89 @@ pub struct CodeMemory {
     contents: Option<ImageContents>,
     /// Whether it was built over a described image (its `fill` got a description).
     over_previous: bool,
+}
+
+/// A code image being built ([`CodeMemory::build_reusing`]): all of it is readable;
+/// [`writable`](Self::writable) makes the pages of a range writable (and not
+/// executable) before handing the range out, so an image built over a previous one
+/// changes the protection of only the pages it writes. At the end, every page made
+/// writable is made executable again (W^X: never both).
+pub struct ImageWriter<'a> {
+    map: &'a mut Mmap,
+    /// Length of the image (the mapping may be longer).
+    len: usize,
+    /// Page-aligned ranges of the mapping that are readable and writable, sorted,
+    /// disjoint and not adjacent; every other page is readable and executable.
+    writable: Vec<Range<usize>>,
+}
+
+impl ImageWriter<'_> {
+    /// Length of the image in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The image's bytes as they are now.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: every page of the mapping is readable (RW or RX, see `writable`), and
+        // `&self` excludes a slice handed out by `writable`.
+        unsafe { &self.map.as_slice()[..self.len] }
+    }
+
+    /// `range` of the image, writable.
+    ///
+    /// # Errors
+    /// The OS refused the protection change.
+    ///
+    /// # Panics
+    /// If `range` is not inside the image.
+    pub fn writable(&mut self, range: Range<usize>) -> std::io::Result<&mut [u8]> {
+        assert!(range.start <= range.end && range.end <= self.len, "write out of the code image");
+        self.pages_writable(range.clone())?;
+        Ok(self.slice_mut(range))
+    }
+
+    /// Makes the pages holding `range` (inside the mapping) writable.
+    fn pages_writable(&mut self, range: Range<usize>) -> std::io::Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let page = crate::mmap::page_size();
+        let want = range.start / page * page..crate::mmap::round_up_to_page(range.end);
+        // The writable ranges that overlap or touch `want`: `first..last`.
+        let first = self.writable.partition_point(|r| r.end < want.start);
+        let mut last = first;
+        let mut at = want.start;
+        while last < self.writable.len() && self.writable[last].start <= want.end {
+            let r = self.writable[last].clone();
+            if at < r.start {
+                self.map.make_accessible(at, r.start - at)?;
+            }
+            at = at.max(r.end);
+            last += 1;
+        }
+        if at < want.end {
+            self.map.make_accessible(at, want.end - at)?;
+        }
+        let merged = match &self.writable[first..last] {
+            [] => want,
+            rs => rs[0].start.min(want.start)..rs[rs.len() - 1].end.max(want.end),
+        };
+        self.writable.splice(first..last, [merged]);
+        Ok(())
+    }
+
+    fn slice_mut(&mut self, range: Range<usize>) -> &mut [u8] {
+        debug_assert!(range.is_empty() || self.writable.iter().any(|r| r.start <= range.start && range.end <= r.end));
+        // SAFETY: the pages holding `range` are readable and writable (made so by
+        // `pages_writable`, which every caller runs first), and `&mut self` makes the
+        // slice the only reference into the mapping.
+        unsafe { self.map.range_mut(range) }
+    }
 }
 
 /// A description of what a code image holds, opaque to the runtime: whoever builds an
@@ -200,16 +286,19 @@ impl CodeMemory {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        CodeMemory::build_reusing(len, None, |_| false, |image, _| fill(image))
+        CodeMemory::build_reusing(len, None, |_| false, |image, _| fill(image.writable(0..len)?))
     }
 
     /// [`build`](Self::build), tagging the image with `contents`, and taking a released
     /// mapping large enough whose image had a description that `worth` accepts, when
     /// there is one (`worth` says whether `fill` would keep enough of that image to be
-    /// worth building over it): `fill` then gets that description, and the slice still
+    /// worth building over it): `fill` then gets that description, and the image still
     /// holds that image's bytes, up to its length (else the description is `None` and the
-    /// bytes are unspecified). `fill` must leave every byte of its slice as the new image
-    /// needs it, writing or keeping it; past the slice, the mapping is `int3` either way.
+    /// bytes are unspecified). `fill` writes through [`ImageWriter::writable`], which
+    /// makes only the pages written writable: bytes it does not write keep their
+    /// contents and stay executable. It must leave every byte of the image as the new
+    /// image needs it, writing or keeping it; past the image the mapping is `int3`
+    /// either way.
     ///
     /// # Errors
     /// `fill`'s error, or the OS refused the mapping or the protection change. A
@@ -218,27 +307,34 @@ impl CodeMemory {
         len: usize,
         contents: Option<ImageContents>,
         worth: impl Fn(&ImageContents) -> bool,
-        fill: impl FnOnce(&mut [u8], Option<&ImageContents>) -> Result<CodeInfo, E>,
+        fill: impl FnOnce(&mut ImageWriter<'_>, Option<&ImageContents>) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
         let same = contents.as_ref().map(|_| (len, &worth as Worth<'_>));
-        let (mut map, previous, old_len) = match take_pooled(len.max(1), same) {
-            Some(p) => (p.map, p.contents, p.image_len),
-            None => (Mmap::with_rw(len.max(1))?, None, 0),
+        let (mut map, previous, old_len, writable) = match take_pooled(len.max(1), same) {
+            Some((p, writable)) => (p.map, p.contents, p.image_len, writable),
+            None => {
+                let map = Mmap::with_rw(len.max(1))?;
+                let all = 0..map.len();
+                (map, None, 0, all)
+            }
         };
-        // SAFETY: the mapping is readable and writable (fresh, or made so by
-        // `take_pooled`), and nothing else refers to it: it is new, or its previous
-        // `CodeMemory` was dropped and deregistered before it entered the pool.
-        let all = unsafe { map.as_mut_slice() };
-        let (image, tail) = all.split_at_mut(len);
+        let mapped = map.len();
+        let mut image = ImageWriter { map: &mut map, len, writable: vec![writable] };
+        image.writable.retain(|r| !r.is_empty());
         // Past the old image the mapping is already `int3` (every image fills its tail).
-        match previous {
-            Some(_) => tail[..old_len.saturating_sub(len)].fill(0xcc),
-            None => tail.fill(0xcc),
+        let stale = match previous {
+            Some(_) => len..old_len.max(len),
+            None => len..mapped,
+        };
+        if !stale.is_empty() {
+            image.pages_writable(stale.clone())?;
+            image.slice_mut(stale).fill(0xcc);
         }
         let over_previous = previous.is_some();
-        let info = fill(image, previous.as_ref())?;
-        let mapped = map.len();
-        map.make_executable(0, mapped)?;
+        let info = fill(&mut image, previous.as_ref())?;
+        for r in std::mem::take(&mut image.writable) {
+            map.make_executable(r.start, r.len())?;
+        }
 
         let info = Arc::new(info);
         let entry = Entry { start: map.as_ptr() as usize, end: map.as_ptr() as usize + len, info: Arc::as_ptr(&info) };
@@ -308,7 +404,7 @@ impl ModuleBytes {
             return Ok(ModuleBytes { map: None, heap: bytes.into(), len: bytes.len() });
         }
         let mut map = match take_pooled(bytes.len(), None) {
-            Some(p) => p.map,
+            Some((p, _)) => p.map,
             None => Mmap::with_rw(bytes.len())?,
         };
         // SAFETY: the mapping is readable and writable (fresh, or made so by
@@ -382,11 +478,13 @@ fn release_to_pool(p: Pooled) {
     }
 }
 
-/// A pooled mapping for `len` bytes, made readable and writable: with `same`, the
-/// newest one of at least `len` bytes whose image's description `same`'s function
-/// accepts (its contents are kept); else the smallest of at least `len` bytes and not
-/// much more (at most a quarter more plus 64 KiB, so little memory sits unused in it).
-fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<Pooled> {
+/// A pooled mapping for `len` bytes: with `same`, the newest one of at least `len` bytes
+/// whose image's description `same`'s function accepts (its contents are kept, and so is
+/// its protection: whoever builds over it makes writable what it writes); else the
+/// smallest of at least `len` bytes and not much more (at most a quarter more plus 64
+/// KiB, so little memory sits unused in it), made readable and writable. Also returns
+/// the range made writable (all of the mapping, or nothing).
+fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, Range<usize>)> {
     let max = len + len / 4 + (64 << 10);
     let accepted =
         |p: &Pooled| same.is_some_and(|(n, worth)| p.map.len() >= n && p.contents.as_ref().is_some_and(worth));
@@ -397,20 +495,17 @@ fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<Pooled> {
         let best = same.or_else(fits)?;
         pool.remove(best)
     };
+    if accepted(&p) {
+        return Some((p, 0..0));
+    }
     let mapped = p.map.len();
     // A mapping that cannot be made writable is unmapped (dropped) and not reused.
     p.map.make_accessible(0, mapped).ok()?;
-    let kept = accepted(&p);
-    if !kept || p.image_len != len {
-        // The pages are present but write-protected since their release: without
-        // this, the first write to each page is a fault. (An image built over one of
-        // the same length writes few of them.)
-        p.map.populate_for_write();
-    }
-    if !kept {
-        p.contents = None;
-    }
-    Some(p)
+    // The pages are present but write-protected since their release: without this, the
+    // first write to each page is a fault.
+    p.map.populate_for_write();
+    p.contents = None;
+    Some((p, 0..mapped))
 }
 
 /// Whether `pc` is inside registered Wasm code, and if so its trap code, if any. Never
@@ -464,7 +559,7 @@ mod tests {
         let contents: ImageContents = Arc::new(7u32);
         let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| false, |image, previous| {
             assert!(previous.is_none());
-            image.fill(0x90);
+            image.writable(0..len)?.fill(0x90);
             Ok::<_, std::io::Error>(CodeInfo::default())
         })
         .unwrap();
@@ -473,8 +568,8 @@ mod tests {
         let worth = |c: &ImageContents| c.downcast_ref::<u32>() == Some(&7);
         let new = CodeMemory::build_reusing(len - 5000, Some(contents), worth, |image, previous| {
             assert!(previous.is_some_and(|p| p.downcast_ref::<u32>() == Some(&7)));
-            assert!(image.iter().all(|&b| b == 0x90), "the old image's bytes are kept");
-            image[..100].fill(0xc3);
+            assert!(image.bytes().iter().all(|&b| b == 0x90), "the old image's bytes are kept");
+            image.writable(0..100)?.fill(0xc3);
             Ok::<_, std::io::Error>(CodeInfo::default())
         })
         .unwrap();
@@ -484,6 +579,57 @@ mod tests {
         let all = unsafe { new.map.as_slice() };
         assert!(all[..100].iter().all(|&b| b == 0xc3) && all[100..new.len()].iter().all(|&b| b == 0x90));
         assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
+    }
+
+    /// Building over a described image changes the protection of only the pages
+    /// written: writes to separate ranges make their pages writable, touching or
+    /// overlapping ones merge, and every byte not written keeps the old image's.
+    /// (2.5 MiB: no other test here builds code that large.)
+    #[test]
+    fn an_image_over_a_previous_one_makes_only_written_pages_writable() {
+        let page = crate::mmap::page_size();
+        let len = 5 << 19;
+        let contents: ImageContents = Arc::new(9u64);
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| false, |image, _| {
+            image.writable(0..len)?.fill(0x90);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        drop(old);
+        let worth = |c: &ImageContents| c.downcast_ref::<u64>() == Some(&9);
+        let new = CodeMemory::build_reusing(len, Some(contents), worth, |image, previous| {
+            assert!(previous.is_some());
+            assert!(image.writable.is_empty(), "nothing is writable before a write");
+            image.writable(10..20)?.fill(0xc3);
+            image.writable(3 * page + 5..3 * page + 10)?.fill(0xc3);
+            assert_eq!(image.writable, [0..page, 3 * page..4 * page]);
+            // Touches the first range and overlaps the second: one range.
+            image.writable(page + 1..3 * page + 1)?[0] = 0xc3;
+            assert_eq!(image.writable, [0..4 * page]);
+            image.writable(len - 1..len)?[0] = 0xc3;
+            assert_eq!(image.writable, [0..4 * page, len - page..len]);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        assert!(new.built_over_previous());
+        let b = new.bytes();
+        let written = |i: usize| (10..20).contains(&i) || (3 * page + 5..3 * page + 10).contains(&i) || i == page + 1 || i == len - 1;
+        assert!(b.iter().enumerate().all(|(i, &x)| x == if written(i) { 0xc3 } else { 0x90 }));
+        // W^X: every page of the mapping is executable and none writable again.
+        let (start, end) = (new.base() as usize, new.base() as usize + new.map.len());
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mut covered = 0;
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+            let (lo, hi) = range.split_once('-').unwrap();
+            let (lo, hi) = (usize::from_str_radix(lo, 16).unwrap(), usize::from_str_radix(hi, 16).unwrap());
+            if lo < end && start < hi {
+                assert_eq!(&perms[..3], "r-x", "{line}");
+                covered += hi.min(end) - lo.max(start);
+            }
+        }
+        assert_eq!(covered, end - start);
     }
 
     #[test]

@@ -144,6 +144,20 @@ impl Mmap {
         // SAFETY: the mapping is live and uniquely borrowed; access is the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
+
+    /// `range` of the mapping as mutable bytes.
+    ///
+    /// # Safety
+    /// Every byte of `range` must be readable and writable.
+    ///
+    /// # Panics
+    /// If `range` is not inside the mapping.
+    pub unsafe fn range_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        assert!(range.start <= range.end && range.end <= self.len, "range out of the mapping");
+        // SAFETY: in bounds (checked above) of a live mapping uniquely borrowed; access
+        // is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(range.start), range.len()) }
+    }
 }
 
 impl Drop for Mmap {
