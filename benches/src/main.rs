@@ -17,6 +17,10 @@
 
 mod reload;
 
+/// The `quickbeam` binary's allocator, so that figures are what the CLI gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use sha2::Digest;
 use std::path::PathBuf;
