@@ -203,6 +203,7 @@ fn main() -> Result<()> {
         "features" => reload::features(&files),
         "warm-loop" => reload::warm_loop(&files, 200),
         "edit-loop" => reload::edit_loop(&files, 20),
+        "flip-loop" => reload::flip_loop(&files, 200),
         "run-once" => {
             let mut config = quickbeam::Config::new();
             match rest.get(1).map(String::as_str) {
@@ -220,6 +221,6 @@ fn main() -> Result<()> {
             println!("compile {compile:?}, run {run:?} (cpu {cpu:?})");
             Ok(())
         }
-        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload, features, warm-loop, edit-loop, run-once)"),
+        other => anyhow::bail!("unknown benchmark `{other}` (try: compile, run, reload, features, warm-loop, edit-loop, flip-loop, run-once)"),
     }
 }

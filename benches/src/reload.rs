@@ -491,3 +491,26 @@ pub fn edit_loop(files: &[PathBuf], n: usize) -> Result<()> {
     println!("{}: {n} reloads after the edit, {:.2} ms each", files[1].display(), total.as_secs_f64() * 1e3 / n as f64);
     Ok(())
 }
+
+/// A profiling aid: one engine compiles `files[0]` (the base) and `files[1]` (an edit of
+/// it) once, then reloads them alternately `n` times, each built over the other's
+/// image: every function is cached, so this times what a reload after an edit costs
+/// besides compiling the edited functions (parsing, lookups, finalizing the image).
+pub fn flip_loop(files: &[PathBuf], n: usize) -> Result<()> {
+    let [base, edit] = files else { bail!("flip-loop takes two files: BASE EDITED") };
+    let (base, edit) = (std::fs::read(base)?, std::fs::read(edit)?);
+    let engine = memory_engine()?;
+    Module::new(&engine, &base)?;
+    Module::new(&engine, &edit)?;
+    let mut total = [Duration::ZERO; 2];
+    for _ in 0..n {
+        for (i, wasm) in [&base, &edit].into_iter().enumerate() {
+            let t = now();
+            Module::new(&engine, wasm)?;
+            total[i] += t.elapsed();
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
+    println!("{n} reloads each way, every function cached: base {:.3} ms, edited {:.3} ms", ms(total[0]), ms(total[1]));
+    Ok(())
+}

@@ -260,6 +260,21 @@ pub fn relocate(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeCon
     resolve_relocs(stencil, params, cx, out)
 }
 
+/// Whether [`relocate`] with `cx` would change code finalized where a module's defined
+/// functions were at `before` (indexed as `cx.func_code_offsets`), with the same
+/// VMContext layout, imports and `this_offset`: whether a function it calls is now
+/// elsewhere. A call whose callee cannot be resolved counts as changed (so `relocate`
+/// reports it).
+pub fn calls_moved(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, before: &[u32]) -> bool {
+    stencil.relocs.iter().any(|r| match r.kind {
+        RelocKind::CallRel32(f) => {
+            let d = params.funcs.get(f.index()).and_then(|func| func.checked_sub(cx.num_imported_funcs)).map(|d| d as usize);
+            d.is_none_or(|d| cx.func_code_offsets.get(d).is_none_or(|now| before.get(d) != Some(now)))
+        }
+        _ => false,
+    })
+}
+
 /// Resolves every relocation of `stencil` into `out`.
 fn resolve_relocs(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, out: &mut [u8]) -> Result<(), FinalizeError> {
     for r in &stencil.relocs {

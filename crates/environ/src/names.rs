@@ -7,6 +7,10 @@
 //! [`ModuleEnv::parse`](crate::module::ModuleEnv::parse) keeps the section's bytes
 //! instead, and the first lookup decodes them.
 //!
+//! Names also tell functions apart across builds (a function keeps its name when its
+//! body is edited): the code image layout chooses its chunk boundaries by them
+//! ([`Names::func_name_hashes`]). They never change what code does.
+//!
 //! Invariant: a malformed name section gives the names decoded before the error and no
 //! error (the spec lets an engine ignore a malformed name section).
 
@@ -59,6 +63,28 @@ impl Names {
         self.decoded().module.as_deref()
     }
 
+    /// For each function `first..first + count` (in the function index space), a hash
+    /// of its name, if it has one: the same for the same name in any module and
+    /// process. Reads the section without keeping the names (cheaper than the first
+    /// lookup: no `String` per function).
+    pub fn func_name_hashes(&self, first: u32, count: usize) -> Vec<Option<u64>> {
+        let mut hashes = vec![None; count];
+        let mut put = |index: u32, name: &str| {
+            if let Some(h) = index.checked_sub(first).and_then(|i| hashes.get_mut(i as usize)) {
+                *h = Some(name_hash(name));
+            }
+        };
+        match (&self.section, self.decoded.get()) {
+            (Some((data, offset)), None) => {
+                let reader = wasmparser::BinaryReader::new(data, *offset);
+                // Errors end decoding (see the module docs).
+                let _ = visit_func_names(wasmparser::NameSectionReader::new(reader), &mut put);
+            }
+            _ => self.funcs().for_each(|(i, n)| put(i, n)),
+        }
+        hashes
+    }
+
     fn decoded(&self) -> &Decoded {
         self.decoded.get_or_init(|| {
             let mut d = Decoded::default();
@@ -70,6 +96,25 @@ impl Names {
             d
         })
     }
+}
+
+/// The hash [`Names::func_name_hashes`] gives a name.
+fn name_hash(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0).hash_one(name)
+}
+
+/// Calls `f` with each function name of the section, in order, until an error.
+fn visit_func_names(names: wasmparser::NameSectionReader<'_>, f: &mut impl FnMut(u32, &str)) -> wasmparser::Result<()> {
+    for n in names {
+        if let wasmparser::Name::Function(map) = n? {
+            for naming in map {
+                let naming = naming?;
+                f(naming.index, naming.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn decode(names: wasmparser::NameSectionReader<'_>, d: &mut Decoded) -> wasmparser::Result<()> {
@@ -113,6 +158,19 @@ mod tests {
         let mut all: Vec<_> = names.funcs().collect();
         all.sort();
         assert_eq!(all, [(0, "a"), (2, "c")]);
+    }
+
+    #[test]
+    fn name_hashes_are_those_of_the_names_decoded_or_not() {
+        let (data, offset) = section("(module (import \"m\" \"f\" (func $i)) (func $a) (func) (func $c))");
+        let names = Names::from_section(&data, offset);
+        let hashes = names.func_name_hashes(1, 3);
+        assert_eq!(hashes, [Some(name_hash("a")), None, Some(name_hash("c"))]);
+        assert_ne!(name_hash("a"), name_hash("c"));
+        assert_eq!(names.func(0), Some("i"), "decodes after hashing");
+        assert_eq!(names.func_name_hashes(1, 3), hashes, "the same once decoded");
+        let given = Names::from_funcs([(2, "a".to_string())].into_iter().collect());
+        assert_eq!(given.func_name_hashes(1, 3), [None, Some(name_hash("a")), None]);
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub(crate) struct RtVariant {
     pub(crate) baked: Box<[u8]>,
     pub(crate) trap_sites: Arc<[(u32, TrapCode)]>,
     pub(crate) srclocs: Arc<[(u32, u32)]>,
+    /// [`crate::module::layout_hash`] of the stencil's code: where chunks of the image
+    /// layout end.
+    pub(crate) layout_hash: u64,
 }
 
 impl RtVariant {
@@ -106,7 +109,8 @@ impl RtVariant {
         // Constants too few for the sites (never from the compiler): the code as it is,
         // and finalizing writes every site.
         let baked = bake_constants(&stencil, &consts).unwrap_or_else(|_| stencil.code.clone()).into_boxed_slice();
-        Arc::new(RtVariant { stencil, consts, baked, trap_sites, srclocs })
+        let layout_hash = crate::module::layout_hash(&stencil.code);
+        Arc::new(RtVariant { stencil, consts, baked, trap_sites, srclocs, layout_hash })
     }
 
     /// Bytes this variant keeps alive: every vector of its stencil (not only the code:
@@ -196,6 +200,16 @@ pub(crate) struct RecentModule {
 impl RecentModule {
     pub(crate) fn new(ctx: [u8; 32], wasm: Arc<ModuleBytes>, bodies: Vec<Range<u32>>, readies: Vec<Arc<Ready>>) -> RecentModule {
         RecentModule { ctx, wasm, bodies, readies }
+    }
+
+    /// The module's bytes.
+    pub(crate) fn wasm(&self) -> &Arc<ModuleBytes> {
+        &self.wasm
+    }
+
+    /// What defined function `defined` of this module finalizes with.
+    pub(crate) fn ready(&self, defined: usize) -> Option<&Arc<Ready>> {
+        self.readies.get(defined)
     }
 
     /// What defined function `defined` of this module finalizes with, if its body is

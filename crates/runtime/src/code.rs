@@ -168,19 +168,28 @@ impl ImageWriter<'_> {
         while last < self.writable.len() && self.writable[last].start <= want.end {
             let r = self.writable[last].clone();
             if at < r.start {
-                self.map.make_accessible(at, r.start - at)?;
+                self.open(at, r.start - at)?;
             }
             at = at.max(r.end);
             last += 1;
         }
         if at < want.end {
-            self.map.make_accessible(at, want.end - at)?;
+            self.open(at, want.end - at)?;
         }
         let merged = match &self.writable[first..last] {
             [] => want,
             rs => rs[0].start.min(want.start)..rs[rs.len() - 1].end.max(want.end),
         };
         self.writable.splice(first..last, [merged]);
+        Ok(())
+    }
+
+    /// Makes `len` bytes at `start` (page-aligned) writable, and faults them in as
+    /// written: they were write-protected, so without this the first write to each
+    /// page is a fault.
+    fn open(&mut self, start: usize, len: usize) -> std::io::Result<()> {
+        self.map.make_accessible(start, len)?;
+        self.map.populate_for_write(start, len);
         Ok(())
     }
 
@@ -503,7 +512,7 @@ fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, 
     p.map.make_accessible(0, mapped).ok()?;
     // The pages are present but write-protected since their release: without this, the
     // first write to each page is a fault.
-    p.map.populate_for_write();
+    p.map.populate_for_write(0, mapped);
     p.contents = None;
     Some((p, 0..mapped))
 }

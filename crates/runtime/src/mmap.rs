@@ -109,16 +109,22 @@ impl Mmap {
         self.protect(start, len, libc::PROT_READ)
     }
 
-    /// Faults in every page of the mapping as written (`MADV_POPULATE_WRITE`, Linux
-    /// 5.14+) in one call, instead of a fault per page on first write. Best effort: an
-    /// older kernel's refusal changes nothing but the speed.
-    pub fn populate_for_write(&self) {
-        if self.len == 0 {
+    /// Faults in the pages of `start..start+len` (page-aligned) as written
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14+) in one call, instead of a fault per page on
+    /// first write. Best effort: an older kernel's refusal changes nothing but the speed.
+    ///
+    /// # Panics
+    /// If the range is unaligned or not inside the mapping.
+    pub fn populate_for_write(&self, start: usize, len: usize) {
+        assert!(start.is_multiple_of(page_size()) && len.is_multiple_of(page_size()), "unaligned range");
+        assert!(start.checked_add(len).is_some_and(|end| end <= self.len), "range out of the mapping");
+        if len == 0 {
             return;
         }
-        // SAFETY: the range is exactly this mapping, which this value owns; the advice
-        // only faults pages in (it never changes their contents or protection).
-        let _ = unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, libc::MADV_POPULATE_WRITE) };
+        // SAFETY: the range is inside this mapping (checked above), which this value
+        // owns; the advice only faults pages in (it never changes their contents or
+        // protection).
+        let _ = unsafe { libc::madvise(self.ptr.as_ptr().add(start).cast(), len, libc::MADV_POPULATE_WRITE) };
     }
 
     /// Makes `start..start+len` (page-aligned) readable and executable, and no longer
