@@ -5,6 +5,10 @@
 //! section with wasmparser's `Validator` and hands each function body back together with
 //! its `FuncToValidate`, so the translator validates and translates a body in one pass.
 //!
+//! A data section with the same bytes as one validated before, in the same context
+//! ([`DataMemo`], [`ModuleEnv::parse_reusing`]), is taken as it was decoded then, not
+//! validated again.
+//!
 //! Invariant: a `ModuleEnv` only exists for a module whose sections (all but the bodies)
 //! are valid; every index it stores is in range.
 
@@ -175,8 +179,35 @@ pub enum DataMode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataSegment {
     pub mode: DataMode,
-    /// The segment's bytes, as a range of the module's bytes.
+    /// The segment's bytes, as a range of the data section's contents (which are at
+    /// [`ModuleEnv::data_section`] in the module: see [`ModuleEnv::data_range`]).
     pub range: Range<usize>,
+}
+
+/// A module's data section as decoded and validated, for the parse of a later module
+/// to reuse ([`ModuleEnv::parse_reusing`]): with the same section bytes and the same
+/// memories, globals and features (all that validating a data segment depends on,
+/// spec §3.4.7), the segments are the same and valid, and a module with 98,450 data
+/// segments (esbuild's) reloads without decoding and validating them again.
+#[derive(Clone, Debug, Default)]
+pub struct DataMemo {
+    /// Where the section's contents were in their module's bytes.
+    section: Range<usize>,
+    memories: Vec<MemoryType>,
+    globals: Vec<GlobalType>,
+    num_imported_globals: u32,
+    datas: std::sync::Arc<[DataSegment]>,
+}
+
+impl DataMemo {
+    /// The number of segments.
+    pub fn len(&self) -> usize {
+        self.datas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datas.is_empty()
+    }
 }
 
 /// A parsed, validated module minus its code (see the module docs).
@@ -201,7 +232,10 @@ pub struct ModuleEnv {
     pub exports: Vec<Export>,
     pub start: Option<FuncIndex>,
     pub elems: Vec<ElemSegment>,
-    pub datas: Vec<DataSegment>,
+    /// The data segments (shared with the [`DataMemo`] a later parse may reuse).
+    pub datas: std::sync::Arc<[DataSegment]>,
+    /// Where the data section's contents are in the module's bytes (empty if none).
+    pub data_section: Range<usize>,
     /// Whether the module has a data count section: `memory.init` and `data.drop` are
     /// only valid with one (spec §3.4.10, §5.5.16).
     pub has_data_count: bool,
@@ -252,6 +286,20 @@ impl ModuleEnv {
         bytes: &[u8],
         features: wasmparser::WasmFeatures,
     ) -> Result<(ModuleEnv, Vec<FunctionInput<'_>>), ModuleError> {
+        ModuleEnv::parse_reusing(bytes, features, None)
+    }
+
+    /// [`parse`](Self::parse), reusing `previous`, the data section of an earlier module
+    /// (with that module's bytes) parsed with the same `features`, if this module's data
+    /// section has the same bytes in the same context (see [`DataMemo`]).
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_reusing<'a>(
+        bytes: &'a [u8],
+        features: wasmparser::WasmFeatures,
+        previous: Option<(&DataMemo, &[u8])>,
+    ) -> Result<(ModuleEnv, Vec<FunctionInput<'a>>), ModuleError> {
         let mut validator = Validator::new_with_features(features);
         let mut env = ModuleEnv::default();
         let mut bodies = Vec::new();
@@ -263,6 +311,16 @@ impl ModuleEnv {
                 let range = r.range();
                 let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
                 check_memory_limits_encoding(section, range.start)?;
+            }
+            if let Payload::DataSection(r) = &payload {
+                let range = r.range();
+                let contents = range.start as usize..range.end as usize;
+                if let Some(datas) = previous.and_then(|(memo, old)| env.same_data_section(memo, old, &bytes[contents.clone()])) {
+                    // Valid and decoded before, in the same context (see `DataMemo`).
+                    env.datas = datas;
+                    env.data_section = contents;
+                    continue;
+                }
             }
             if let ValidPayload::Func(v, body) = validator.payload(&payload)? {
                 let index = env.num_imported_funcs + next_defined_func;
@@ -413,6 +471,9 @@ impl ModuleEnv {
                 }
             }
             Payload::DataSection(r) => {
+                let start = r.range().start as usize;
+                self.data_section = start..r.range().end as usize;
+                let mut datas = Vec::with_capacity(r.count() as usize);
                 for d in r {
                     let d = d?;
                     let mode = match d.kind {
@@ -422,10 +483,10 @@ impl ModuleEnv {
                             offset: ConstExpr::from_wasmparser(&offset_expr)?,
                         },
                     };
-                    let end = d.range.end as usize;
-                    let range = end - d.data.len()..end;
-                    self.datas.push(DataSegment { mode, range });
+                    let end = d.range.end as usize - start;
+                    datas.push(DataSegment { mode, range: end - d.data.len()..end });
                 }
+                self.datas = datas.into();
             }
             // The first name section (a module has at most one, spec §7.4.1).
             Payload::CustomSection(c) if c.name() == "name" && !self.names.has_section() => {
@@ -434,6 +495,34 @@ impl ModuleEnv {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Where data segment `index`'s bytes are in the module's bytes.
+    pub fn data_range(&self, index: usize) -> Option<Range<usize>> {
+        let r = &self.datas.get(index)?.range;
+        Some(self.data_section.start + r.start..self.data_section.start + r.end)
+    }
+
+    /// This module's data section, for a later parse to reuse ([`DataMemo`]).
+    pub fn data_memo(&self) -> DataMemo {
+        DataMemo {
+            section: self.data_section.clone(),
+            memories: self.memories.clone(),
+            globals: self.globals.clone(),
+            num_imported_globals: self.num_imported_globals,
+            datas: self.datas.clone(),
+        }
+    }
+
+    /// `memo`'s segments, if `contents` (this module's data section) are the bytes of
+    /// `memo`'s section (in `old`, its module's bytes) and this module so far has the
+    /// memories and globals it had.
+    fn same_data_section(&self, memo: &DataMemo, old: &[u8], contents: &[u8]) -> Option<std::sync::Arc<[DataSegment]>> {
+        let same = old.get(memo.section.clone()) == Some(contents)
+            && memo.memories == self.memories
+            && memo.globals == self.globals
+            && memo.num_imported_globals == self.num_imported_globals;
+        same.then(|| memo.datas.clone())
     }
 
     /// The type of function `index`.

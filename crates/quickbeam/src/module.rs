@@ -358,7 +358,7 @@ fn compile_functions(
     if let Some(cache) = cache {
         let bodies = funcs.iter().map(|(_, body)| body.clone()).collect();
         let readies = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
-        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies));
+        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, env.data_memo()));
     }
     Ok(funcs)
 }
@@ -366,9 +366,12 @@ fn compile_functions(
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
     let t0 = Instant::now();
-    let (env, inputs) = ModuleEnv::parse(wasm, engine.config().features)?;
+    let cache = engine.inner.stencils.as_ref();
+    // The data section of the module compiled last, if this one has the same.
+    let latest = cache.and_then(|c| c.latest());
+    let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.data()))?;
     let ctx = module_context_hash(&env);
-    let recent = engine.inner.stencils.as_ref().and_then(|c| c.recent(&ctx));
+    let recent = cache.and_then(|c| c.recent(&ctx));
     // The module's bytes, kept for backtraces (trap offsets) and for lookup level 0 of
     // the next compile: those of the recent module if they are the same (a reload of an
     // unchanged module), else a copy.
@@ -670,6 +673,45 @@ mod tests {
         let (grown, _) = layout(added.into_iter()).unwrap();
         assert_eq!(grown[..45], base[..45]);
         assert_eq!(grown[61..], base[60..]);
+    }
+
+    /// A data section with the bytes of the last module's is not decoded or validated
+    /// again when the context it depends on is the same: its segments are still found
+    /// where this module has them (the section moved: the code before it grew). When
+    /// the memories or globals differ, it is validated again, and here rejected.
+    #[test]
+    fn a_data_section_is_reused_only_in_the_same_context() {
+        let engine = Engine::default();
+        let run = |wat: &str| {
+            let m = Module::new(&engine, wat)?;
+            let mut store = crate::Store::new(&engine, ());
+            let i = crate::Instance::new(&mut store, &m, &[])?;
+            let f = i.get_typed_func::<(), i32>(&mut store, "f")?;
+            Ok::<_, anyhow::Error>((f.call(&mut store, ())?, m.inner.compiled.env.datas.clone()))
+        };
+        let module = |extra: &str| {
+            format!(
+                r#"(module (memory 1) (func (export "f") (result i32) i32.const 4 i32.load {extra})
+                           (data (i32.const 0) "abcd") (data (i32.const 4) "\2a\00\00\00"))"#
+            )
+        };
+        let (v, first) = run(&module("")).unwrap();
+        assert_eq!(v, 42);
+        let (v, second) = run(&module("i32.const 1000 i32.add")).unwrap();
+        assert_eq!(v, 1042, "the segments' bytes are read where this module has them");
+        assert!(Arc::ptr_eq(&first, &second), "the segments were decoded again");
+
+        // `global.get` of an imported immutable global is a constant expression; of a
+        // defined mutable one it is not: the same data section is invalid there.
+        let valid = r#"(module (global (import "m" "g") i32) (memory 1) (data (global.get 0) "a"))"#;
+        let invalid = r#"(module (global (mut i32) (i32.const 0)) (memory 1) (data (global.get 0) "a"))"#;
+        Module::new(&engine, valid).unwrap();
+        let e = Module::new(&engine, invalid).unwrap_err().to_string();
+        assert!(e.contains("constant expression") || e.contains("immutable"), "{e}");
+        // No memory at all.
+        Module::new(&engine, r#"(module (memory 1) (data (i32.const 0) "a"))"#).unwrap();
+        let e = Module::new(&engine, r#"(module (data (i32.const 0) "a"))"#).unwrap_err().to_string();
+        assert!(e.contains("memory"), "{e}");
     }
 
     /// A different module reuses what it shares, patches what differs only in

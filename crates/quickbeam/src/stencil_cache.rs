@@ -43,7 +43,7 @@ use quickbeam_codegen::{bake_constants, CompiledFunction, FunctionCompiler, Sten
 use quickbeam_environ::key::{Fingerprinter, StencilKey};
 use quickbeam_environ::FuncType;
 use std::hash::{BuildHasher, Hasher};
-use quickbeam_environ::{FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
+use quickbeam_environ::{DataMemo, DataSegment, FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use quickbeam_runtime::ModuleBytes;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -195,11 +195,24 @@ pub(crate) struct RecentModule {
     wasm: Arc<ModuleBytes>,
     bodies: Vec<Range<u32>>,
     readies: Vec<Arc<Ready>>,
+    /// Its data section, for the next module's parse ([`ModuleEnv::parse_reusing`]).
+    data: DataMemo,
 }
 
 impl RecentModule {
-    pub(crate) fn new(ctx: [u8; 32], wasm: Arc<ModuleBytes>, bodies: Vec<Range<u32>>, readies: Vec<Arc<Ready>>) -> RecentModule {
-        RecentModule { ctx, wasm, bodies, readies }
+    pub(crate) fn new(
+        ctx: [u8; 32],
+        wasm: Arc<ModuleBytes>,
+        bodies: Vec<Range<u32>>,
+        readies: Vec<Arc<Ready>>,
+        data: DataMemo,
+    ) -> RecentModule {
+        RecentModule { ctx, wasm, bodies, readies, data }
+    }
+
+    /// Its data section and its module's bytes, for [`ModuleEnv::parse_reusing`].
+    pub(crate) fn data(&self) -> (&DataMemo, &[u8]) {
+        (&self.data, &self.wasm)
     }
 
     /// The module's bytes.
@@ -340,11 +353,16 @@ impl StencilCache {
         self.maps().recent.iter().rev().find(|m| m.ctx == *ctx).cloned()
     }
 
+    /// The module compiled last, whatever its context.
+    pub(crate) fn latest(&self) -> Option<Arc<RecentModule>> {
+        self.maps().recent.last().cloned()
+    }
+
     /// Remembers a module just compiled for lookup level 0 (charged its bytes and
     /// lists; the oldest of the recent modules is forgotten).
     pub(crate) fn remember(&self, module: RecentModule) {
         let mut maps = self.maps();
-        let cost = module.wasm.len() + module.bodies.len() * 16;
+        let cost = module.wasm.len() + module.bodies.len() * 16 + module.data.len() * std::mem::size_of::<DataSegment>();
         if cost > self.limit / 4 {
             return;
         }

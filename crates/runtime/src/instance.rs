@@ -30,7 +30,7 @@ impl CompiledModule {
     /// code's [`CodeInfo::wasm`](crate::CodeInfo)), not a copy. `None` if there is no
     /// such segment or the module's bytes were not kept.
     pub fn data_segment_bytes(&self, index: usize) -> Option<&[u8]> {
-        let range = self.env.datas.get(index)?.range.clone();
+        let range = self.env.data_range(index)?;
         self.code.info().wasm.get(range)
     }
 }

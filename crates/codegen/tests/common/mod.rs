@@ -200,10 +200,10 @@ impl Jit {
                 }
             }
         }
-        for d in &env.datas {
+        for (i, d) in env.datas.iter().enumerate() {
             if let DataMode::Active { offset, .. } = &d.mode {
                 let off = eval(&offset.ops, &vmctx, &vmo, &globals).ok_or("data offset")? as usize;
-                let data = &bytes[d.range.clone()];
+                let data = &bytes[env.data_range(i).ok_or("data range")?];
                 if off + data.len() > pages * 65536 {
                     return Err("data out of bounds".into());
                 }
