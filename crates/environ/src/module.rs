@@ -239,6 +239,11 @@ pub struct ModuleEnv {
     /// Whether the module has a data count section: `memory.init` and `data.drop` are
     /// only valid with one (spec §3.4.10, §5.5.16).
     pub has_data_count: bool,
+    /// How many of the module's first bytes hold everything the runtime reads from them
+    /// (function bodies, data segments): up to the end of the code or data section,
+    /// whichever is last. Custom sections after them (debug info, names, producers) are
+    /// not needed.
+    pub runtime_len: usize,
     /// The name section (custom section "name"), decoded on first use.
     pub names: std::sync::Arc<Names>,
     /// Every function that may be referenced by `ref.func` or a table (spec §3.4.10 C.refs).
@@ -312,7 +317,12 @@ impl ModuleEnv {
                 let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
                 check_memory_limits_encoding(section, range.start)?;
             }
+            if let Payload::CodeSectionStart { unchecked_range, .. } = &payload {
+                // In bounds: the bodies are parsed from the bytes before this returns.
+                env.runtime_len = env.runtime_len.max(unchecked_range.end as usize);
+            }
             if let Payload::DataSection(r) = &payload {
+                env.runtime_len = env.runtime_len.max(r.range().end as usize);
                 let range = r.range();
                 let contents = range.start as usize..range.end as usize;
                 if let Some(datas) = previous.and_then(|(memo, old)| env.same_data_section(memo, old, &bytes[contents.clone()])) {

@@ -372,12 +372,14 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.data()))?;
     let ctx = module_context_hash(&env);
     let recent = cache.and_then(|c| c.recent(&ctx));
-    // The module's bytes, kept for backtraces (trap offsets) and for lookup level 0 of
-    // the next compile: those of the recent module if they are the same (a reload of an
-    // unchanged module), else a copy.
-    let copy = match recent.as_ref().filter(|r| ***r.wasm() == *wasm) {
+    // The module's bytes up to its code and data (custom sections after them, such as
+    // debug info, are not needed), kept for data segments, backtraces (trap offsets) and
+    // lookup level 0 of the next compile: those of the recent module if they are the
+    // same (a reload of an unchanged module), else a copy.
+    let kept = &wasm[..env.runtime_len.min(wasm.len())];
+    let copy = match recent.as_ref().filter(|r| ***r.wasm() == *kept) {
         Some(r) => r.wasm().clone(),
-        None => Arc::new(ModuleBytes::copy_from(wasm)?),
+        None => Arc::new(ModuleBytes::copy_from(kept)?),
     };
     let t1 = Instant::now();
     let funcs = compile_functions(engine, wasm, &copy, &env, inputs, (ctx, recent))?;
@@ -712,6 +714,31 @@ mod tests {
         Module::new(&engine, r#"(module (memory 1) (data (i32.const 0) "a"))"#).unwrap();
         let e = Module::new(&engine, r#"(module (data (i32.const 0) "a"))"#).unwrap_err().to_string();
         assert!(e.contains("memory"), "{e}");
+    }
+
+    /// The module's bytes are kept only up to its code and data sections: a custom
+    /// section after them (debug info) is not copied, and data segments and trap
+    /// offsets still come from the kept bytes.
+    #[test]
+    fn custom_sections_after_code_and_data_are_not_kept() {
+        let dbg = "x".repeat(100_000);
+        let wat = format!(
+            r#"(module (memory 1) (func (export "f") (result i32) i32.const 0 i32.load)
+                       (func (export "t") unreachable)
+                       (data (i32.const 0) "\07\00\00\00")
+                       (@custom "debug" (after data) "{dbg}"))"#
+        );
+        let wasm = wat::parse_str(&wat).unwrap();
+        let engine = Engine::default();
+        let m = Module::new(&engine, &wasm).unwrap();
+        let kept = m.inner.compiled.code.info().wasm.len();
+        assert!(kept < 200 && wasm.len() > 100_000, "kept {kept} of {} bytes", wasm.len());
+        let mut store = crate::Store::new(&engine, ());
+        let i = crate::Instance::new(&mut store, &m, &[]).unwrap();
+        assert_eq!(i.get_typed_func::<(), i32>(&mut store, "f").unwrap().call(&mut store, ()).unwrap(), 7);
+        let e = i.get_typed_func::<(), ()>(&mut store, "t").unwrap().call(&mut store, ()).unwrap_err();
+        let unreachable = wasm.windows(4).position(|w| w == [0x03, 0x00, 0x00, 0x0b]).unwrap() + 2;
+        assert!(format!("{e:?}").contains(&format!("{unreachable:#x}")), "{e:?} lacks offset {unreachable:#x}");
     }
 
     /// A different module reuses what it shares, patches what differs only in

@@ -491,8 +491,9 @@ fn release_to_pool(p: Pooled) {
 /// whose image's description `same`'s function accepts (its contents are kept, and so is
 /// its protection: whoever builds over it makes writable what it writes); else the
 /// smallest of at least `len` bytes and not much more (at most a quarter more plus 64
-/// KiB, so little memory sits unused in it), made readable and writable. Also returns
-/// the range made writable (all of the mapping, or nothing).
+/// KiB, so little memory sits unused in it), and without `same` one without a
+/// description, made readable and writable. Also returns the range made writable (all
+/// of the mapping, or nothing).
 fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, Range<usize>)> {
     let max = len + len / 4 + (64 << 10);
     let accepted =
@@ -500,7 +501,11 @@ fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, 
     let mut p = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let same = pool.iter().rposition(accepted);
-        let fits = || (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].map.len())).min_by_key(|&i| pool[i].map.len());
+        // Module bytes (no `same`) leave described images to the image built over them.
+        let free = |p: &Pooled| same.is_some() || p.contents.is_none();
+        let fits = || {
+            (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].map.len()) && free(&pool[i])).min_by_key(|&i| pool[i].map.len())
+        };
         let best = same.or_else(fits)?;
         pool.remove(best)
     };
