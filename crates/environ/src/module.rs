@@ -6,7 +6,7 @@
 //! its `FuncToValidate`, so the translator validates and translates a body in one pass.
 //!
 //! A data section with the same bytes as one validated before, in the same context
-//! ([`DataMemo`], [`ModuleEnv::parse_reusing`]), is taken as it was decoded then, not
+//! ([`ParseMemo`], [`ModuleEnv::parse_reusing`]), is taken as it was decoded then, not
 //! validated again.
 //!
 //! Invariant: a `ModuleEnv` only exists for a module whose sections (all but the bodies)
@@ -184,23 +184,26 @@ pub struct DataSegment {
     pub range: Range<usize>,
 }
 
-/// A module's data section as decoded and validated, for the parse of a later module
-/// to reuse ([`ModuleEnv::parse_reusing`]): with the same section bytes and the same
-/// memories, globals and features (all that validating a data segment depends on,
-/// spec §3.4.7), the segments are the same and valid, and a module with 98,450 data
-/// segments (esbuild's) reloads without decoding and validating them again.
+/// What the parse of a later module can reuse of this one's
+/// ([`ModuleEnv::parse_reusing`]):
+/// - its data section as decoded and validated: with the same section bytes and the
+///   same memories, globals and features (all that validating a data segment depends
+///   on, spec §3.4.7), the segments are the same and valid, and a module with 98,450
+///   data segments (esbuild's) reloads without decoding and validating them again;
+/// - its name section: with the same bytes, the same names (decoded at most once).
 #[derive(Clone, Debug, Default)]
-pub struct DataMemo {
+pub struct ParseMemo {
     /// Where the section's contents were in their module's bytes.
     section: Range<usize>,
     memories: Vec<MemoryType>,
     globals: Vec<GlobalType>,
     num_imported_globals: u32,
     datas: std::sync::Arc<[DataSegment]>,
+    names: std::sync::Arc<Names>,
 }
 
-impl DataMemo {
-    /// The number of segments.
+impl ParseMemo {
+    /// The number of data segments.
     pub fn len(&self) -> usize {
         self.datas.len()
     }
@@ -232,7 +235,7 @@ pub struct ModuleEnv {
     pub exports: Vec<Export>,
     pub start: Option<FuncIndex>,
     pub elems: Vec<ElemSegment>,
-    /// The data segments (shared with the [`DataMemo`] a later parse may reuse).
+    /// The data segments (shared with the [`ParseMemo`] a later parse may reuse).
     pub datas: std::sync::Arc<[DataSegment]>,
     /// Where the data section's contents are in the module's bytes (empty if none).
     pub data_section: Range<usize>,
@@ -296,14 +299,14 @@ impl ModuleEnv {
 
     /// [`parse`](Self::parse), reusing `previous`, the data section of an earlier module
     /// (with that module's bytes) parsed with the same `features`, if this module's data
-    /// section has the same bytes in the same context (see [`DataMemo`]).
+    /// section has the same bytes in the same context (see [`ParseMemo`]).
     ///
     /// # Errors
     /// As [`parse`](Self::parse).
     pub fn parse_reusing<'a>(
         bytes: &'a [u8],
         features: wasmparser::WasmFeatures,
-        previous: Option<(&DataMemo, &[u8])>,
+        previous: Option<(&ParseMemo, &[u8])>,
     ) -> Result<(ModuleEnv, Vec<FunctionInput<'a>>), ModuleError> {
         let mut validator = Validator::new_with_features(features);
         let mut env = ModuleEnv::default();
@@ -326,7 +329,7 @@ impl ModuleEnv {
                 let range = r.range();
                 let contents = range.start as usize..range.end as usize;
                 if let Some(datas) = previous.and_then(|(memo, old)| env.same_data_section(memo, old, &bytes[contents.clone()])) {
-                    // Valid and decoded before, in the same context (see `DataMemo`).
+                    // Valid and decoded before, in the same context (see `ParseMemo`).
                     env.datas = datas;
                     env.data_section = contents;
                     continue;
@@ -338,7 +341,7 @@ impl ModuleEnv {
                 bodies.push(FunctionInput { index, body, validator: v });
                 continue;
             }
-            env.section(payload, &mut escaping)?;
+            env.section(payload, &mut escaping, previous.map(|(memo, _)| memo))?;
         }
         env.escaping_funcs = escaping.into_iter().collect();
         Ok((env, bodies))
@@ -348,6 +351,7 @@ impl ModuleEnv {
         &mut self,
         payload: Payload<'_>,
         escaping: &mut std::collections::BTreeSet<u32>,
+        previous: Option<&ParseMemo>,
     ) -> Result<(), ModuleError> {
         match payload {
             Payload::TypeSection(r) => {
@@ -500,7 +504,10 @@ impl ModuleEnv {
             }
             // The first name section (a module has at most one, spec §7.4.1).
             Payload::CustomSection(c) if c.name() == "name" && !self.names.has_section() => {
-                self.names = std::sync::Arc::new(Names::from_section(c.data(), c.data_offset()));
+                self.names = match previous.map(|memo| &memo.names).filter(|n| n.same_section(c.data())) {
+                    Some(names) => names.clone(),
+                    None => std::sync::Arc::new(Names::from_section(c.data(), c.data_offset())),
+                };
             }
             _ => {}
         }
@@ -513,21 +520,22 @@ impl ModuleEnv {
         Some(self.data_section.start + r.start..self.data_section.start + r.end)
     }
 
-    /// This module's data section, for a later parse to reuse ([`DataMemo`]).
-    pub fn data_memo(&self) -> DataMemo {
-        DataMemo {
+    /// What a later parse can reuse of this module ([`ParseMemo`]).
+    pub fn parse_memo(&self) -> ParseMemo {
+        ParseMemo {
             section: self.data_section.clone(),
             memories: self.memories.clone(),
             globals: self.globals.clone(),
             num_imported_globals: self.num_imported_globals,
             datas: self.datas.clone(),
+            names: self.names.clone(),
         }
     }
 
     /// `memo`'s segments, if `contents` (this module's data section) are the bytes of
     /// `memo`'s section (in `old`, its module's bytes) and this module so far has the
     /// memories and globals it had.
-    fn same_data_section(&self, memo: &DataMemo, old: &[u8], contents: &[u8]) -> Option<std::sync::Arc<[DataSegment]>> {
+    fn same_data_section(&self, memo: &ParseMemo, old: &[u8], contents: &[u8]) -> Option<std::sync::Arc<[DataSegment]>> {
         let same = old.get(memo.section.clone()) == Some(contents)
             && memo.memories == self.memories
             && memo.globals == self.globals

@@ -23,6 +23,8 @@ pub struct Names {
     /// The section's contents and their offset in the module.
     section: Option<(Box<[u8]>, u64)>,
     decoded: OnceLock<Decoded>,
+    /// The last [`func_name_hashes`](Self::func_name_hashes): its arguments and result.
+    hashes: OnceLock<(u32, usize, Vec<Option<u64>>)>,
 }
 
 #[derive(Debug, Default)]
@@ -35,12 +37,12 @@ impl Names {
     /// The name section whose contents (after the section's name) are `data`, at byte
     /// `offset` of the module.
     pub fn from_section(data: &[u8], offset: u64) -> Names {
-        Names { section: Some((data.into(), offset)), decoded: OnceLock::new() }
+        Names { section: Some((data.into(), offset)), decoded: OnceLock::new(), hashes: OnceLock::new() }
     }
 
     /// Names given directly: function index to name.
     pub fn from_funcs(funcs: HashMap<u32, String>) -> Names {
-        Names { section: None, decoded: OnceLock::from(Decoded { module: None, funcs }) }
+        Names { section: None, decoded: OnceLock::from(Decoded { module: None, funcs }), hashes: OnceLock::new() }
     }
 
     /// Whether this was made from a name section.
@@ -63,11 +65,24 @@ impl Names {
         self.decoded().module.as_deref()
     }
 
+    /// Whether these names were made from a name section with the contents `data`.
+    pub fn same_section(&self, data: &[u8]) -> bool {
+        self.section.as_ref().is_some_and(|(d, _)| **d == *data)
+    }
+
     /// For each function `first..first + count` (in the function index space), a hash
     /// of its name, if it has one: the same for the same name in any module and
     /// process. Reads the section without keeping the names (cheaper than the first
-    /// lookup: no `String` per function).
-    pub fn func_name_hashes(&self, first: u32, count: usize) -> Vec<Option<u64>> {
+    /// lookup: no `String` per function); the first result is kept.
+    pub fn func_name_hashes(&self, first: u32, count: usize) -> std::borrow::Cow<'_, [Option<u64>]> {
+        let (f, c, hashes) = self.hashes.get_or_init(|| (first, count, self.compute_name_hashes(first, count)));
+        match (*f, *c) == (first, count) {
+            true => std::borrow::Cow::Borrowed(hashes),
+            false => std::borrow::Cow::Owned(self.compute_name_hashes(first, count)),
+        }
+    }
+
+    fn compute_name_hashes(&self, first: u32, count: usize) -> Vec<Option<u64>> {
         let mut hashes = vec![None; count];
         let mut put = |index: u32, name: &str| {
             if let Some(h) = index.checked_sub(first).and_then(|i| hashes.get_mut(i as usize)) {
@@ -165,12 +180,13 @@ mod tests {
         let (data, offset) = section("(module (import \"m\" \"f\" (func $i)) (func $a) (func) (func $c))");
         let names = Names::from_section(&data, offset);
         let hashes = names.func_name_hashes(1, 3);
-        assert_eq!(hashes, [Some(name_hash("a")), None, Some(name_hash("c"))]);
+        assert_eq!(*hashes, [Some(name_hash("a")), None, Some(name_hash("c"))]);
         assert_ne!(name_hash("a"), name_hash("c"));
         assert_eq!(names.func(0), Some("i"), "decodes after hashing");
         assert_eq!(names.func_name_hashes(1, 3), hashes, "the same once decoded");
         let given = Names::from_funcs([(2, "a".to_string())].into_iter().collect());
-        assert_eq!(given.func_name_hashes(1, 3), [None, Some(name_hash("a")), None]);
+        assert_eq!(*given.func_name_hashes(1, 3), [None, Some(name_hash("a")), None]);
+        assert_eq!(*given.func_name_hashes(2, 1), [Some(name_hash("a"))], "other arguments than the first call's");
     }
 
     #[test]

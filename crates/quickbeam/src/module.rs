@@ -358,7 +358,7 @@ fn compile_functions(
     if let Some(cache) = cache {
         let bodies = funcs.iter().map(|(_, body)| body.clone()).collect();
         let readies = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
-        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, env.data_memo()));
+        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, env.parse_memo()));
     }
     Ok(funcs)
 }
@@ -386,7 +386,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let t2 = Instant::now();
 
     let names = env.names.func_name_hashes(env.num_imported_funcs, funcs.len());
-    let (func_offsets, size) = layout(funcs.iter().zip(names).map(|((f, _), name)| {
+    let (func_offsets, size) = layout(funcs.iter().zip(names.iter()).map(|((f, _), name)| {
         let v = &f.ready.variant;
         (v.stencil.code.len(), name.unwrap_or(v.layout_hash))
     }))?;

@@ -43,7 +43,7 @@ use quickbeam_codegen::{bake_constants, CompiledFunction, FunctionCompiler, Sten
 use quickbeam_environ::key::{Fingerprinter, StencilKey};
 use quickbeam_environ::FuncType;
 use std::hash::{BuildHasher, Hasher};
-use quickbeam_environ::{DataMemo, DataSegment, FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
+use quickbeam_environ::{ParseMemo, DataSegment, FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use quickbeam_runtime::ModuleBytes;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -196,7 +196,7 @@ pub(crate) struct RecentModule {
     bodies: Vec<Range<u32>>,
     readies: Vec<Arc<Ready>>,
     /// Its data section, for the next module's parse ([`ModuleEnv::parse_reusing`]).
-    data: DataMemo,
+    data: ParseMemo,
 }
 
 impl RecentModule {
@@ -205,13 +205,13 @@ impl RecentModule {
         wasm: Arc<ModuleBytes>,
         bodies: Vec<Range<u32>>,
         readies: Vec<Arc<Ready>>,
-        data: DataMemo,
+        data: ParseMemo,
     ) -> RecentModule {
         RecentModule { ctx, wasm, bodies, readies, data }
     }
 
     /// Its data section and its module's bytes, for [`ModuleEnv::parse_reusing`].
-    pub(crate) fn data(&self) -> (&DataMemo, &[u8]) {
+    pub(crate) fn data(&self) -> (&ParseMemo, &[u8]) {
         (&self.data, &self.wasm)
     }
 
