@@ -5,9 +5,13 @@
 //! section with wasmparser's `Validator` and hands each function body back together with
 //! its `FuncToValidate`, so the translator validates and translates a body in one pass.
 //!
-//! A data section with the same bytes as one validated before, in the same context
-//! ([`ParseMemo`], [`ModuleEnv::parse_reusing`]), is taken as it was decoded then, not
-//! validated again.
+//! A reload reuses what it can of the module parsed before ([`ParseMemo`],
+//! [`ModuleEnv::parse_reusing`]): when the bytes before the code section are the same
+//! (with the same features), those sections are taken as parsed and validated then,
+//! and the bodies validate against the same resources; a data section with the same
+//! bytes in the same context, and a name section with the same bytes, are taken as
+//! decoded then. None is validated again: the same bytes in the same context are valid
+//! again.
 //!
 //! Invariant: a `ModuleEnv` only exists for a module whose sections (all but the bodies)
 //! are valid; every index it stores is in range.
@@ -193,6 +197,8 @@ pub struct DataSegment {
 /// - its name section: with the same bytes, the same names (decoded at most once).
 #[derive(Clone, Debug, Default)]
 pub struct ParseMemo {
+    /// The sections before the code section, if the module has one and functions.
+    prefix: Option<PrefixMemo>,
     /// Where the section's contents were in their module's bytes.
     section: Range<usize>,
     memories: Vec<MemoryType>,
@@ -200,6 +206,19 @@ pub struct ParseMemo {
     num_imported_globals: u32,
     datas: std::sync::Arc<[DataSegment]>,
     names: std::sync::Arc<Names>,
+}
+
+/// A module's sections before its code section, as parsed and validated: with the same
+/// bytes up to the code section and the same features, a later module has the same
+/// [`ModuleEnv`] but for what comes from the code section on, and its bodies validate
+/// against the same resources (so the validator need not see those sections again).
+#[derive(Clone, Debug)]
+struct PrefixMemo {
+    /// How many bytes come before the code section's header.
+    len: usize,
+    features: wasmparser::WasmFeatures,
+    env: std::sync::Arc<ModuleEnv>,
+    resources: ValidatorResources,
 }
 
 impl ParseMemo {
@@ -247,6 +266,10 @@ pub struct ModuleEnv {
     /// whichever is last. Custom sections after them (debug info, names, producers) are
     /// not needed.
     pub runtime_len: usize,
+    /// How many bytes come before the code section's header (0: no code section).
+    prefix_len: usize,
+    /// Whether the name section came before the code section.
+    names_in_prefix: bool,
     /// The name section (custom section "name"), decoded on first use.
     pub names: std::sync::Arc<Names>,
     /// Every function that may be referenced by `ref.func` or a table (spec §3.4.10 C.refs).
@@ -308,13 +331,25 @@ impl ModuleEnv {
         features: wasmparser::WasmFeatures,
         previous: Option<(&ParseMemo, &[u8])>,
     ) -> Result<(ModuleEnv, Vec<FunctionInput<'a>>), ModuleError> {
+        if let Some(parsed) = previous.and_then(|(memo, old)| ModuleEnv::parse_after_prefix(bytes, features, memo, old)) {
+            return parsed;
+        }
         let mut validator = Validator::new_with_features(features);
         let mut env = ModuleEnv::default();
         let mut bodies = Vec::new();
         let mut next_defined_func = 0u32;
         let mut escaping = std::collections::BTreeSet::new();
+        // The end of the last section (or of the header) so far.
+        let mut end = 0;
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             let payload = payload?;
+            if let Payload::CodeSectionStart { .. } = &payload {
+                (env.prefix_len, env.names_in_prefix) = (end, env.names.has_section());
+            }
+            end = payload.as_section().map_or(end, |(_, r)| r.end as usize);
+            if let Payload::Version { range, .. } = &payload {
+                end = range.end as usize;
+            }
             if let Payload::MemorySection(r) = &payload {
                 let range = r.range();
                 let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
@@ -345,6 +380,75 @@ impl ModuleEnv {
         }
         env.escaping_funcs = escaping.into_iter().collect();
         Ok((env, bodies))
+    }
+
+    /// The parse of a module whose bytes up to its code section are those of the
+    /// module `memo` was made of (`old`): the sections before the code section are
+    /// taken as parsed and validated then, not read again, and the bodies validate
+    /// against that module's resources. `None` when the bytes differ, or when anything
+    /// is not as the previous module had it (a body count, a section after the code
+    /// that cannot be reused): the full parse then decides, and reports any error.
+    fn parse_after_prefix<'a>(
+        bytes: &'a [u8],
+        features: wasmparser::WasmFeatures,
+        memo: &ParseMemo,
+        old: &[u8],
+    ) -> Option<Result<(ModuleEnv, Vec<FunctionInput<'a>>), ModuleError>> {
+        let p = memo.prefix.as_ref()?;
+        let same = p.features == features && bytes.get(p.len) == Some(&10) && bytes.get(..p.len)? == old.get(..p.len)?;
+        if !same {
+            return None;
+        }
+        let mut env = ModuleEnv { datas: Default::default(), data_section: 0..0, runtime_len: 0, ..(*p.env).clone() };
+        if !env.names_in_prefix {
+            env.names = Default::default();
+        }
+        let first = env.num_imported_funcs;
+        let defined = env.functions.len() - first as usize;
+        let mut bodies = Vec::with_capacity(defined);
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            let payload = match payload {
+                Ok(payload) => payload,
+                Err(e) => return Some(Err(e.into())),
+            };
+            match payload {
+                // The same bytes as the previous module's, valid there.
+                Payload::Version { .. } => {}
+                _ if payload.as_section().is_some_and(|(_, r)| r.end as usize <= p.len) => {}
+                Payload::CodeSectionStart { count, unchecked_range, .. } => {
+                    if count as usize != defined {
+                        return None;
+                    }
+                    env.runtime_len = unchecked_range.end as usize;
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let index = first + bodies.len() as u32;
+                    let ty = *env.functions.get(index as usize)?;
+                    // wasmparser's limit on a body's size (its `limits` module is private).
+                    if body.range().end - body.range().start > 7_654_321 {
+                        return None;
+                    }
+                    let validator = FuncToValidate { resources: p.resources.clone(), index, ty, features };
+                    bodies.push(FunctionInput { index, body, validator });
+                }
+                Payload::DataSection(r) => {
+                    let contents = r.range().start as usize..r.range().end as usize;
+                    env.datas = env.same_data_section(memo, old, &bytes[contents.clone()])?;
+                    env.runtime_len = env.runtime_len.max(contents.end);
+                    env.data_section = contents;
+                }
+                Payload::CustomSection(c) if c.name() == "name" && !env.names.has_section() => {
+                    env.names = match memo.names.same_section(c.data()) {
+                        true => memo.names.clone(),
+                        false => std::sync::Arc::new(Names::from_section(c.data(), c.data_offset())),
+                    };
+                }
+                Payload::CustomSection(_) => {}
+                Payload::End(_) if bodies.len() == defined => return Some(Ok((env, bodies))),
+                _ => return None,
+            }
+        }
+        None
     }
 
     fn section(
@@ -520,9 +624,22 @@ impl ModuleEnv {
         Some(self.data_section.start + r.start..self.data_section.start + r.end)
     }
 
-    /// What a later parse can reuse of this module ([`ParseMemo`]).
-    pub fn parse_memo(&self) -> ParseMemo {
+    /// What a later parse can reuse of this module ([`ParseMemo`]): this module's
+    /// environment, the `features` it was parsed with, and the resources its bodies
+    /// validate against (any of its [`FunctionInput`]s' `validator.resources`).
+    pub fn parse_memo(
+        self: &std::sync::Arc<Self>,
+        features: wasmparser::WasmFeatures,
+        resources: Option<ValidatorResources>,
+    ) -> ParseMemo {
+        let prefix = resources.filter(|_| self.prefix_len > 0).map(|resources| PrefixMemo {
+            len: self.prefix_len,
+            features,
+            env: self.clone(),
+            resources,
+        });
         ParseMemo {
+            prefix,
             section: self.data_section.clone(),
             memories: self.memories.clone(),
             globals: self.globals.clone(),
@@ -603,4 +720,97 @@ pub fn operator_offset(body: &[u8], ordinal: u32) -> Option<u32> {
         ops.read().ok()?;
     }
     Some(ops.original_position() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn memo_of(wasm: &[u8]) -> ParseMemo {
+        let features = crate::supported_features();
+        let (env, inputs) = ModuleEnv::parse(wasm, features).unwrap();
+        let resources = inputs.first().map(|i| i.validator.resources.clone());
+        Arc::new(env).parse_memo(features, resources)
+    }
+
+    /// What a parse gives, in comparable form: the environment (but the name section's
+    /// state) and each body's range, index and type.
+    fn summary(parsed: &(ModuleEnv, Vec<FunctionInput<'_>>)) -> String {
+        let (env, inputs) = parsed;
+        let env = ModuleEnv { names: Default::default(), ..env.clone() };
+        let mut names: Vec<_> = parsed.0.names.funcs().map(|(i, n)| (i, n.to_string())).collect();
+        names.sort();
+        let bodies: Vec<_> = inputs.iter().map(|i| (i.body.range(), i.index, i.validator.index, i.validator.ty)).collect();
+        format!("{env:?} {names:?} {bodies:?}")
+    }
+
+    const BASE: &str = r#"(module $m (type (func (param i32) (result i32)))
+        (import "env" "g" (global i32)) (memory 1) (global (mut i32) (i32.const 5))
+        (func $a (export "a") (type 0) local.get 0 call $b)
+        (func $b (type 0) local.get 0 global.get 1 i32.add)
+        (data (i32.const 8) "hello") (data (global.get 0) "x"))"#;
+
+    /// A module with the bytes of the previous one up to its code section is parsed
+    /// without reading those sections again, to the same result as a full parse; its
+    /// bodies validate against the previous module's resources.
+    #[test]
+    fn the_sections_before_the_code_are_reused_when_their_bytes_are_the_same() {
+        let features = crate::supported_features();
+        let base = wat::parse_str(BASE).unwrap();
+        let memo = memo_of(&base);
+        assert!(memo.prefix.is_some());
+        // Code edited (longer), data the same.
+        let edited = wat::parse_str(BASE.replace("global.get 1 i32.add", "global.get 1 i32.add i32.const 3 i32.mul")).unwrap();
+        let fast = ModuleEnv::parse_after_prefix(&edited, features, &memo, &base).expect("taken the fast way").unwrap();
+        assert_eq!(summary(&fast), summary(&ModuleEnv::parse(&edited, features).unwrap()));
+        let (_, inputs) = fast;
+        for input in inputs {
+            let mut v = input.validator.into_validator(Default::default());
+            v.validate(&input.body).unwrap();
+        }
+        // An invalid body is still found invalid (against the previous resources).
+        let invalid = wat::parse_str(BASE.replace("global.get 1 i32.add", "global.get 1 i64.add")).unwrap_or_default();
+        if !invalid.is_empty() {
+            let (_, inputs) = ModuleEnv::parse_after_prefix(&invalid, features, &memo, &base).unwrap().unwrap();
+            let errors = inputs.into_iter().filter(|i| {
+                let v = FuncToValidate { resources: i.validator.resources.clone(), ..i.validator };
+                v.into_validator(Default::default()).validate(&i.body).is_err()
+            });
+            assert_eq!(errors.count(), 1);
+        }
+    }
+
+    /// Anything not as the previous module had it after the prefix takes the full parse:
+    /// different bytes before the code, another data section, another body count.
+    #[test]
+    fn a_different_prefix_or_body_count_takes_the_full_parse() {
+        let features = crate::supported_features();
+        let base = wat::parse_str(BASE).unwrap();
+        let memo = memo_of(&base);
+        let other_prefix = wat::parse_str(BASE.replace("(i32.const 5)", "(i32.const 6)")).unwrap();
+        assert!(ModuleEnv::parse_after_prefix(&other_prefix, features, &memo, &base).is_none());
+        let other_data = wat::parse_str(BASE.replace("hello", "world")).unwrap();
+        assert!(ModuleEnv::parse_after_prefix(&other_data, features, &memo, &base).is_none());
+        // Both still parse in full, reusing what they can.
+        assert!(ModuleEnv::parse_reusing(&other_data, features, Some((&memo, &base))).is_ok());
+        // One body dropped from the code section (its count and size patched): the
+        // function and code sections disagree, which only the full parse reports.
+        let mut fewer = base.clone();
+        let code = wasmparser::Parser::new(0)
+            .parse_all(&base)
+            .find_map(|p| match p.unwrap() {
+                Payload::CodeSectionStart { unchecked_range, count, .. } => Some((unchecked_range, count)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(code.1, 2);
+        let start = code.0.start as usize;
+        fewer[start] = 1;
+        assert!(ModuleEnv::parse_after_prefix(&fewer, features, &memo, &base).is_none_or(|r| r.is_err()));
+        assert!(ModuleEnv::parse_reusing(&fewer, features, Some((&memo, &base))).is_err());
+        // Other features.
+        let fewer_features = features - wasmparser::WasmFeatures::BULK_MEMORY;
+        assert!(ModuleEnv::parse_after_prefix(&base, fewer_features, &memo, &base).is_none());
+    }
 }

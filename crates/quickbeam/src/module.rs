@@ -281,11 +281,13 @@ fn compile_functions(
     engine: &Engine,
     wasm: &[u8],
     copy: &Arc<ModuleBytes>,
-    env: &ModuleEnv,
+    env: &Arc<ModuleEnv>,
     inputs: Vec<FunctionInput<'_>>,
     (ctx, recent): ([u8; 32], Option<Arc<RecentModule>>),
 ) -> Result<Vec<(Lookup, Range<u32>)>> {
     let cache = engine.inner.stencils.as_ref();
+    // What the bodies validate against, for the next module's parse.
+    let resources = inputs.first().map(|i| i.validator.resources.clone());
     // The same bytes as the recent module: every function is found at level 0 (without
     // comparing bodies one by one).
     let same_module = recent.as_ref().filter(|r| Arc::ptr_eq(r.wasm(), copy));
@@ -358,7 +360,8 @@ fn compile_functions(
     if let Some(cache) = cache {
         let bodies = funcs.iter().map(|(_, body)| body.clone()).collect();
         let readies = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
-        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, env.parse_memo()));
+        let memo = env.parse_memo(engine.config().features, resources);
+        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, memo));
     }
     Ok(funcs)
 }
@@ -370,6 +373,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     // The data section of the module compiled last, if this one has the same.
     let latest = cache.and_then(|c| c.latest());
     let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.data()))?;
+    let env = Arc::new(env);
     let ctx = module_context_hash(&env);
     let recent = cache.and_then(|c| c.recent(&ctx));
     // The module's bytes up to its code and data (custom sections after them, such as

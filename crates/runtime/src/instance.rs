@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// A compiled module: what instantiation needs.
 #[derive(Debug)]
 pub struct CompiledModule {
-    pub env: ModuleEnv,
+    pub env: std::sync::Arc<ModuleEnv>,
     pub code: CodeMemory,
     /// Offset of each defined function's code in `code` (by index minus imports).
     pub func_offsets: Vec<u32>,

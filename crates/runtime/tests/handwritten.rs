@@ -65,7 +65,7 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
     info.wasm = std::sync::Arc::new(quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap());
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
     drop(inputs);
-    Arc::new(CompiledModule { code: CodeMemory::new(&image, info).unwrap(), env, func_offsets, sig_ids })
+    Arc::new(CompiledModule { code: CodeMemory::new(&image, info).unwrap(), env: Arc::new(env), func_offsets, sig_ids })
 }
 
 fn export_func(s: &mut TestStore, inst: InstanceId, name: &str) -> FuncId {
