@@ -242,7 +242,7 @@ pub fn bench_reload(files: &[PathBuf]) -> Result<()> {
         "\nAfter an edit: Module::new of the edited module in an engine (mem) or a new engine on a directory (disk) that \
          compiled only the base; % of the base's cold compile (budget < 2%); r/p/c = reused/patched/compiled."
     );
-    println!("{:<20} {:<8} {:>28} {:>28}  {}", "module", "edit", "mem", "disk", "the edit");
+    println!("{:<20} {:<8} {:>28} {:>28}  the edit", "module", "edit", "mem", "disk");
     for (name, variant, what, cold, times) in edit_rows {
         let cell = |(t, r): (Duration, CompileReport)| {
             format!("{:.2} ms {:>5.1}% {}", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / cold.as_secs_f64(), label(&r))

@@ -619,7 +619,7 @@ mod tests {
             assert_eq!(image.writable, [0..page, 3 * page..4 * page]);
             // Touches the first range and overlaps the second: one range.
             image.writable(page + 1..3 * page + 1)?[0] = 0xc3;
-            assert_eq!(image.writable, [0..4 * page]);
+            assert_eq!(image.writable, vec![(0..4 * page)]);
             image.writable(len - 1..len)?[0] = 0xc3;
             assert_eq!(image.writable, [0..4 * page, len - page..len]);
             Ok::<_, std::io::Error>(CodeInfo::default())
