@@ -370,9 +370,10 @@ fn compile_functions(
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
     let t0 = Instant::now();
     let cache = engine.inner.stencils.as_ref();
-    // The data section of the module compiled last, if this one has the same.
+    // What the module compiled last lends this one's parse where their bytes are the
+    // same (the sections before the code, the data and name sections: `ParseMemo`).
     let latest = cache.and_then(|c| c.latest());
-    let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.data()))?;
+    let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.memo()))?;
     let env = Arc::new(env);
     let ctx = module_context_hash(&env);
     let recent = cache.and_then(|c| c.recent(&ctx));

@@ -195,8 +195,8 @@ pub(crate) struct RecentModule {
     wasm: Arc<ModuleBytes>,
     bodies: Vec<Range<u32>>,
     readies: Vec<Arc<Ready>>,
-    /// Its data section, for the next module's parse ([`ModuleEnv::parse_reusing`]).
-    data: ParseMemo,
+    /// What it lends the next module's parse ([`ModuleEnv::parse_reusing`]).
+    memo: ParseMemo,
 }
 
 impl RecentModule {
@@ -205,14 +205,14 @@ impl RecentModule {
         wasm: Arc<ModuleBytes>,
         bodies: Vec<Range<u32>>,
         readies: Vec<Arc<Ready>>,
-        data: ParseMemo,
+        memo: ParseMemo,
     ) -> RecentModule {
-        RecentModule { ctx, wasm, bodies, readies, data }
+        RecentModule { ctx, wasm, bodies, readies, memo }
     }
 
-    /// Its data section and its module's bytes, for [`ModuleEnv::parse_reusing`].
-    pub(crate) fn data(&self) -> (&ParseMemo, &[u8]) {
-        (&self.data, &self.wasm)
+    /// What it lends the next parse, and its module's bytes ([`ModuleEnv::parse_reusing`]).
+    pub(crate) fn memo(&self) -> (&ParseMemo, &[u8]) {
+        (&self.memo, &self.wasm)
     }
 
     /// The module's bytes.
@@ -362,7 +362,7 @@ impl StencilCache {
     /// lists; the oldest of the recent modules is forgotten).
     pub(crate) fn remember(&self, module: RecentModule) {
         let mut maps = self.maps();
-        let cost = module.wasm.len() + module.bodies.len() * 16 + module.data.len() * std::mem::size_of::<DataSegment>();
+        let cost = module.wasm.len() + module.bodies.len() * 16 + module.memo.len() * std::mem::size_of::<DataSegment>();
         if cost > self.limit / 4 {
             return;
         }
