@@ -295,13 +295,13 @@ impl CodeMemory {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
-        CodeMemory::build_reusing(len, None, |_| false, |image, _| fill(image.writable(0..len)?))
+        CodeMemory::build_reusing(len, None, |_| None, |image, _| fill(image.writable(0..len)?))
     }
 
     /// [`build`](Self::build), tagging the image with `contents`, and taking a released
-    /// mapping large enough whose image had a description that `worth` accepts, when
-    /// there is one (`worth` says whether `fill` would keep enough of that image to be
-    /// worth building over it): `fill` then gets that description, and the image still
+    /// mapping large enough whose image had a description that `worth` scores, when
+    /// there is one (`worth` says whether building over that image is worth it, and how
+    /// much: the best scored is taken): `fill` then gets that description, and the image still
     /// holds that image's bytes, up to its length (else the description is `None` and the
     /// bytes are unspecified). `fill` writes through [`ImageWriter::writable`], which
     /// makes only the pages written writable: bytes it does not write keep their
@@ -315,7 +315,7 @@ impl CodeMemory {
     pub fn build_reusing<E: From<std::io::Error>>(
         len: usize,
         contents: Option<ImageContents>,
-        worth: impl Fn(&ImageContents) -> bool,
+        worth: impl Fn(&ImageContents) -> Option<usize>,
         fill: impl FnOnce(&mut ImageWriter<'_>, Option<&ImageContents>) -> Result<CodeInfo, E>,
     ) -> Result<CodeMemory, E> {
         let same = contents.as_ref().map(|_| (len, &worth as Worth<'_>));
@@ -462,8 +462,9 @@ pub const POOL_MAX_BYTES: usize = 256 << 20;
 /// referenced by nothing, newest last.
 static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
 
-/// Whether an image built over a released one with this description is worth it.
-type Worth<'a> = &'a dyn Fn(&ImageContents) -> bool;
+/// Whether an image built over a released one with this description is worth it, and
+/// how much (a higher score is better: say, the functions it would keep).
+type Worth<'a> = &'a dyn Fn(&ImageContents) -> Option<usize>;
 
 /// A released mapping and what it holds.
 struct Pooled {
@@ -487,29 +488,37 @@ fn release_to_pool(p: Pooled) {
     }
 }
 
-/// A pooled mapping for `len` bytes: with `same`, the newest one of at least `len` bytes
-/// whose image's description `same`'s function accepts (its contents are kept, and so is
-/// its protection: whoever builds over it makes writable what it writes); else the
-/// smallest of at least `len` bytes and not much more (at most a quarter more plus 64
-/// KiB, so little memory sits unused in it), and without `same` one without a
-/// description, made readable and writable. Also returns the range made writable (all
-/// of the mapping, or nothing).
+/// A pooled mapping for `len` bytes: with `same`, among those of at least `len` bytes
+/// whose image's description `same`'s function scores, the best scored (the newest of
+/// equals): its contents are kept, and so is its protection (whoever builds over it
+/// makes writable what it writes). Else the smallest of at least `len` bytes and not
+/// much more (at most a quarter more plus 64 KiB, so little memory sits unused in it),
+/// for module bytes (no `same`) one without a description, made readable and writable.
+/// Also returns the range made writable (all of the mapping, or nothing).
 fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, Range<usize>)> {
     let max = len + len / 4 + (64 << 10);
-    let accepted =
-        |p: &Pooled| same.is_some_and(|(n, worth)| p.map.len() >= n && p.contents.as_ref().is_some_and(worth));
-    let mut p = {
+    let score = |p: &Pooled| {
+        let (n, worth) = same?;
+        if p.map.len() < n {
+            return None;
+        }
+        worth(p.contents.as_ref()?)
+    };
+    let (mut p, kept) = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let same = pool.iter().rposition(accepted);
-        // Module bytes (no `same`) leave described images to the image built over them.
+        let best = (0..pool.len()).filter_map(|i| Some((score(&pool[i])?, i))).max().map(|(_, i)| i);
+        // Module bytes leave described images to the images built over them.
         let free = |p: &Pooled| same.is_some() || p.contents.is_none();
         let fits = || {
             (0..pool.len()).filter(|&i| (len..=max).contains(&pool[i].map.len()) && free(&pool[i])).min_by_key(|&i| pool[i].map.len())
         };
-        let best = same.or_else(fits)?;
-        pool.remove(best)
+        let (i, kept) = match best {
+            Some(i) => (i, true),
+            None => (fits()?, false),
+        };
+        (pool.remove(i), kept)
     };
-    if accepted(&p) {
+    if kept {
         return Some((p, 0..0));
     }
     let mapped = p.map.len();
@@ -571,7 +580,7 @@ mod tests {
     fn an_image_over_a_longer_one_leaves_no_old_code_past_its_end() {
         let len = 3 << 19;
         let contents: ImageContents = Arc::new(7u32);
-        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| false, |image, previous| {
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, previous| {
             assert!(previous.is_none());
             image.writable(0..len)?.fill(0x90);
             Ok::<_, std::io::Error>(CodeInfo::default())
@@ -579,7 +588,7 @@ mod tests {
         .unwrap();
         let base = old.base();
         drop(old);
-        let worth = |c: &ImageContents| c.downcast_ref::<u32>() == Some(&7);
+        let worth = |c: &ImageContents| (c.downcast_ref::<u32>() == Some(&7)).then_some(1);
         let new = CodeMemory::build_reusing(len - 5000, Some(contents), worth, |image, previous| {
             assert!(previous.is_some_and(|p| p.downcast_ref::<u32>() == Some(&7)));
             assert!(image.bytes().iter().all(|&b| b == 0x90), "the old image's bytes are kept");
@@ -604,13 +613,13 @@ mod tests {
         let page = crate::mmap::page_size();
         let len = 5 << 19;
         let contents: ImageContents = Arc::new(9u64);
-        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| false, |image, _| {
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, _| {
             image.writable(0..len)?.fill(0x90);
             Ok::<_, std::io::Error>(CodeInfo::default())
         })
         .unwrap();
         drop(old);
-        let worth = |c: &ImageContents| c.downcast_ref::<u64>() == Some(&9);
+        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&9)).then_some(1);
         let new = CodeMemory::build_reusing(len, Some(contents), worth, |image, previous| {
             assert!(previous.is_some());
             assert!(image.writable.is_empty(), "nothing is writable before a write");
