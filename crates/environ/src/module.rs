@@ -276,6 +276,15 @@ pub struct ModuleEnv {
     pub escaping_funcs: Vec<FuncIndex>,
 }
 
+/// The names of name section `c`: `previous`'s, if it had a name section with the same
+/// bytes (decoded at most once), else read from `c`.
+fn names_of(c: &wasmparser::CustomSectionReader<'_>, previous: Option<&ParseMemo>) -> std::sync::Arc<Names> {
+    match previous.map(|memo| &memo.names).filter(|n| n.same_section(c.data())) {
+        Some(names) => names.clone(),
+        None => std::sync::Arc::new(Names::from_section(c.data(), c.data_offset())),
+    }
+}
+
 /// Rejects a 32-bit memory's limits encoded in more than 5 LEB128 bytes (spec §5.2.2:
 /// "integer representation too long"), which wasmparser reads as 64-bit values and
 /// accepts (`binary-leb128.wast`). `section` is the memory section's contents, at
@@ -438,10 +447,7 @@ impl ModuleEnv {
                     env.data_section = contents;
                 }
                 Payload::CustomSection(c) if c.name() == "name" && !env.names.has_section() => {
-                    env.names = match memo.names.same_section(c.data()) {
-                        true => memo.names.clone(),
-                        false => std::sync::Arc::new(Names::from_section(c.data(), c.data_offset())),
-                    };
+                    env.names = names_of(&c, Some(memo));
                 }
                 Payload::CustomSection(_) => {}
                 Payload::End(_) if bodies.len() == defined => return Some(Ok((env, bodies))),
@@ -608,10 +614,7 @@ impl ModuleEnv {
             }
             // The first name section (a module has at most one, spec §7.4.1).
             Payload::CustomSection(c) if c.name() == "name" && !self.names.has_section() => {
-                self.names = match previous.map(|memo| &memo.names).filter(|n| n.same_section(c.data())) {
-                    Some(names) => names.clone(),
-                    None => std::sync::Arc::new(Names::from_section(c.data(), c.data_offset())),
-                };
+                self.names = names_of(&c, previous);
             }
             _ => {}
         }
