@@ -190,6 +190,9 @@ pub struct DataSegment {
 
 /// What the parse of a later module can reuse of this one's
 /// ([`ModuleEnv::parse_reusing`]):
+/// - its sections before the code section ([`PrefixMemo`]): with the same bytes up to
+///   the code section and the same features, the same environment and validator
+///   resources;
 /// - its data section as decoded and validated: with the same section bytes and the
 ///   same memories, globals and features (all that validating a data segment depends
 ///   on, spec §3.4.7), the segments are the same and valid, and a module with 98,450
