@@ -190,7 +190,7 @@ pub struct DataSegment {
 
 /// What the parse of a later module can reuse of this one's
 /// ([`ModuleEnv::parse_reusing`]):
-/// - its sections before the code section ([`PrefixMemo`]): with the same bytes up to
+/// - its sections before the code section (`PrefixMemo`): with the same bytes up to
 ///   the code section and the same features, the same environment and validator
 ///   resources;
 /// - its data section as decoded and validated: with the same section bytes and the
