@@ -188,6 +188,15 @@ fn bench_run(checks: bool) -> Result<()> {
     Ok(())
 }
 
+/// How many times the profiling loops (`warm-loop`, `edit-loop`, `flip-loop`) repeat:
+/// `QUICKBEAM_BENCH_LOOPS`, else `default`.
+fn loops(default: usize) -> Result<usize> {
+    match std::env::var("QUICKBEAM_BENCH_LOOPS") {
+        Ok(n) => n.parse().with_context(|| format!("QUICKBEAM_BENCH_LOOPS={n} is not a count")),
+        Err(_) => Ok(default),
+    }
+}
+
 fn main() -> Result<()> {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // One thread: Module::new compiles large modules on rayon's pool.
@@ -201,9 +210,9 @@ fn main() -> Result<()> {
         "run" => bench_run(rest.iter().any(|a| a == "--checks")),
         "reload" => reload::bench_reload(&files),
         "features" => reload::features(&files),
-        "warm-loop" => reload::warm_loop(&files, 200),
-        "edit-loop" => reload::edit_loop(&files, 20),
-        "flip-loop" => reload::flip_loop(&files, 200),
+        "warm-loop" => reload::warm_loop(&files, loops(200)?),
+        "edit-loop" => reload::edit_loop(&files, loops(20)?),
+        "flip-loop" => reload::flip_loop(&files, loops(200)?),
         "run-once" => {
             let mut config = quickbeam::Config::new();
             match rest.get(1).map(String::as_str) {

@@ -14,9 +14,9 @@ use quickbeam_codegen::{calls_moved, finalize, finalize_baked, relocate, Compile
 use crate::stencil_cache::{FunctionSource, Lookup, Ready, RecentModule, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
-use quickbeam_environ::{FunctionInput, ModuleEnv, VMOffsets};
+use quickbeam_environ::{FunctionInput, ModuleEnv, TrapCode, VMOffsets};
 use rayon::prelude::*;
-use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, ImageContents, ModuleBytes};
+use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, FunctionSites, ImageContents, ModuleBytes};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +34,9 @@ pub(crate) struct ModuleInner {
     pub(crate) report: CompileReport,
     /// Per defined function, where its code came from.
     pub(crate) sources: Box<[FunctionSource]>,
+    /// How its code image was written.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) writes: ImageWrites,
 }
 
 /// What compiling a module cost and how much of it came from the engine's stencil
@@ -66,9 +69,9 @@ impl Module {
         let start = Instant::now();
         let bytes = bytes.as_ref();
         let wasm = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (compiled, mut report, sources) = compile(engine, &wasm)?;
+        let (compiled, mut report, sources, writes) = compile(engine, &wasm)?;
         report.seconds = start.elapsed().as_secs_f64();
-        let inner = ModuleInner { engine: engine.clone(), compiled: Arc::new(compiled), report, sources };
+        let inner = ModuleInner { engine: engine.clone(), compiled: Arc::new(compiled), report, sources, writes };
         Ok(Module { inner: Arc::new(inner) })
     }
 
@@ -260,9 +263,72 @@ pub(crate) fn layout_hash(code: &[u8]) -> u64 {
 /// What building an image over a previous one writes of a function.
 #[derive(Clone, Copy, PartialEq)]
 enum Write {
+    /// Its bytes are in place.
     Nothing,
+    /// Its bytes are in place but for its relocations (a callee moved, or its
+    /// parameters changed).
     Relocations,
+    /// Its bytes are in the previous image at offset `from`: copied from there with the
+    /// functions next to it that moved as far, then relocated.
+    Moved { from: u32 },
+    /// Finalized from its stencil.
     All,
+}
+
+/// How a code image was written, function by function ([`Write`]): for tracing and
+/// tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ImageWrites {
+    /// Whether the image was built over a previous one of the same context.
+    pub(crate) over_previous: bool,
+    pub(crate) kept: usize,
+    pub(crate) relocated: usize,
+    pub(crate) moved: usize,
+    pub(crate) written: usize,
+}
+
+impl ImageWrites {
+    fn of(over_previous: bool, plan: &[Write]) -> ImageWrites {
+        let mut w = ImageWrites { over_previous, ..ImageWrites::default() };
+        for p in plan {
+            *match p {
+                Write::Nothing => &mut w.kept,
+                Write::Relocations => &mut w.relocated,
+                Write::Moved { .. } => &mut w.moved,
+                Write::All => &mut w.written,
+            } += 1;
+        }
+        w
+    }
+}
+
+/// The copies that bring the functions [`Write::Moved`] to their new offsets: per run of
+/// consecutive functions moved by the same distance (with the int3 gaps between them,
+/// the same in both images), its bytes in the previous image and where they go. In an
+/// order in which no copy overwrites bytes a later one reads: both layouts keep the
+/// functions in index order, so a run moved up can only overwrite the old bytes of runs
+/// after it, and one moved down only those of runs before it; runs moved up are copied
+/// last first, then runs moved down first first.
+fn moved_runs(plan: &[Write], offsets: &[u32], lens: impl Fn(usize) -> usize) -> Vec<(Range<usize>, usize)> {
+    let mut runs: Vec<(Range<usize>, usize)> = Vec::new();
+    let mut previous: Option<(usize, i64)> = None;
+    for (d, w) in plan.iter().enumerate() {
+        let Write::Moved { from } = *w else {
+            previous = None;
+            continue;
+        };
+        let (from, to) = (from as usize, offsets[d] as usize);
+        let shift = to as i64 - from as i64;
+        match (previous, runs.last_mut()) {
+            (Some((p, s)), Some(run)) if p + 1 == d && s == shift => run.0.end = from + lens(d),
+            _ => runs.push((from..from + lens(d), to)),
+        }
+        previous = Some((d, shift));
+    }
+    let (mut up, down): (Vec<_>, Vec<_>) = runs.into_iter().partition(|(src, to)| *to > src.start);
+    up.reverse();
+    up.extend(down);
+    up
 }
 
 /// An image built over a previous one with more functions to write than this is made
@@ -367,7 +433,7 @@ fn compile_functions(
 }
 
 /// Validates and compiles `wasm`, lays out and finalizes its code, and maps it.
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>)> {
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileReport, Box<[FunctionSource]>, ImageWrites)> {
     let t0 = Instant::now();
     let cache = engine.inner.stencils.as_ref();
     // What the module compiled last lends this one's parse where their bytes are the
@@ -407,6 +473,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         Arc::new(ImageLayout { offsets, num_imported_funcs: env.num_imported_funcs, func_offsets: func_offsets.clone(), readies, size });
     let contents: Option<ImageContents> = engine.inner.stencils.is_some().then(|| layout.clone() as ImageContents);
     let worth = |c: &ImageContents| c.downcast_ref::<ImageLayout>().and_then(|p| p.worth_building_over(&layout));
+    let mut writes = ImageWrites::default();
+    let writes_ = &mut writes;
     let code = CodeMemory::build_reusing(size, contents, worth, |image, previous| -> Result<CodeInfo> {
         let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_context(&layout));
         let cx_of = |off: u32| FinalizeContext {
@@ -426,25 +494,32 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
                 (0..funcs.len())
                     .map(|d| {
                         let (off, f) = (func_offsets[d], &layout.readies[d]);
-                        match p.holds(d, off, f) {
-                            false => Write::All,
-                            true if calls_moved(f, off) => Write::Relocations,
-                            true => Write::Nothing,
+                        match p.had(d, f) {
+                            None => Write::All,
+                            Some((from, true)) if from == off && !calls_moved(f, off) => Write::Nothing,
+                            Some((from, _)) if from == off => Write::Relocations,
+                            Some((from, _)) => Write::Moved { from },
                         }
                     })
                     .collect()
             }
         };
+        *writes_ = ImageWrites::of(previous.is_some(), &plan);
+        tracing::debug!(writes = ?*writes_, "code image");
         // What is written is made writable: function by function (its pages only), or,
         // with many to write, all at once.
-        let count = |w: Write| plan.iter().filter(|&&x| x == w).count();
-        let (relocated, written) = (count(Write::Relocations), count(Write::All));
-        tracing::debug!(over_previous = previous.is_some(), kept = funcs.len() - relocated - written, relocated, written, "code image");
-        if relocated + written > MAX_SEPARATE_WRITES {
+        if funcs.len() - writes_.kept > MAX_SEPARATE_WRITES {
             image.writable(0..size)?;
+        }
+        // Functions that moved are copied first, before anything is written over the
+        // previous image's bytes.
+        let len_before = |d: usize| previous.map_or(0, |p| p.readies[d].variant.stencil.code.len());
+        for (src, to) in moved_runs(&plan, &func_offsets, len_before) {
+            image.copy_within(src, to)?;
         }
         let mut info = CodeInfo {
             functions: Vec::with_capacity(funcs.len()),
+            sites: layout.clone(),
             names: env.names.clone(),
             wasm: copy,
         };
@@ -453,8 +528,12 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             let f = &found.ready;
             let v = &f.variant;
             // Padding between functions (and at the end of a chunk) is int3 (already,
-            // where the previous image had the same gap).
-            if !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
+            // where the previous image had the same gap, or it was copied with a run
+            // of moved functions).
+            let copied = d > 0
+                && matches!((plan[d - 1], plan[d]), (Write::Moved { from: a }, Write::Moved { from: b })
+                    if b.wrapping_sub(a) == off.wrapping_sub(func_offsets[d - 1]));
+            if !copied && !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
                 image.writable(end..off as usize)?.fill(0xcc);
             }
             end = off as usize + v.stencil.code.len();
@@ -465,7 +544,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
             let finalized = match plan[d] {
                 Write::Nothing => Ok(()),
-                Write::Relocations => relocate(&v.stencil, &f.params, &cx, image.writable(code.clone())?),
+                Write::Relocations | Write::Moved { .. } => relocate(&v.stencil, &f.params, &cx, image.writable(code.clone())?),
                 Write::All => finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, image.writable(code.clone())?),
             };
             finalized.map_err(|e| anyhow::anyhow!("internal error: failed to finalize function {index}: {e}"))?;
@@ -484,8 +563,6 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
                 len: len as u32,
                 body_offset: body.start,
                 body_len: body.end - body.start,
-                trap_sites: v.trap_sites.clone(),
-                srclocs: v.srclocs.clone(),
             });
         }
         // The last chunk's slack.
@@ -497,7 +574,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let t3 = Instant::now();
     tracing::debug!(parse = ?(t1 - t0), functions = ?(t2 - t1), finalize = ?(t3 - t2), "compiled a module");
     let sources = funcs.iter().map(|(found, _)| found.source).collect();
-    Ok((CompiledModule { env, code, func_offsets, sig_ids }, report, sources))
+    Ok((CompiledModule { env, code, func_offsets, sig_ids }, report, sources, writes))
 }
 
 /// What a code image holds, for the next image built in its mapping
@@ -507,7 +584,10 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
 /// offsets of the functions it calls, which only its relocations depend on). So in a
 /// mapping that held an image with the same context, a function at the same index and
 /// offset with the very same `Ready` (the same `Arc`: held here, so never a freed one's
-/// address reused) already has its bytes but for calls to functions that moved.
+/// address reused) already has its bytes but for calls to functions that moved; one
+/// with the same variant and constants has them but for its relocations, there or at
+/// its old offset ([`Write`]). It also holds the image's trap sites and source
+/// locations ([`FunctionSites`], the variants').
 struct ImageLayout {
     offsets: VMOffsets,
     num_imported_funcs: u32,
@@ -515,6 +595,23 @@ struct ImageLayout {
     readies: Vec<Arc<Ready>>,
     /// The image's size in bytes.
     size: usize,
+}
+
+impl std::fmt::Debug for ImageLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageLayout").field("functions", &self.readies.len()).field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// The image's trap sites and source locations are its stencils'.
+impl FunctionSites for ImageLayout {
+    fn trap_sites(&self, function: usize) -> &[(u32, TrapCode)] {
+        self.readies.get(function).map_or(&[], |r| &r.variant.trap_sites)
+    }
+
+    fn srclocs(&self, function: usize) -> &[(u32, u32)] {
+        self.readies.get(function).map_or(&[], |r| &r.variant.srclocs)
+    }
 }
 
 impl ImageLayout {
@@ -526,6 +623,18 @@ impl ImageLayout {
     /// Whether this image has `ready`'s function `d` at offset `off`.
     fn holds(&self, d: usize, off: u32, ready: &Arc<Ready>) -> bool {
         self.func_offsets.get(d) == Some(&off) && Arc::ptr_eq(&self.readies[d], ready)
+    }
+
+    /// Where this image has function `d` finalized from `ready`'s code, but for its
+    /// relocations: its offset, and whether it is the very same `Ready` (else its
+    /// parameters changed, but not its variant or constants). `None` if its code
+    /// differs.
+    fn had(&self, d: usize, ready: &Arc<Ready>) -> Option<(u32, bool)> {
+        let (old, &from) = (self.readies.get(d)?, self.func_offsets.get(d)?);
+        if Arc::ptr_eq(old, ready) {
+            return Some((from, true));
+        }
+        (Arc::ptr_eq(&old.variant, &ready.variant) && old.consts == ready.consts).then_some((from, false))
     }
 
     /// Whether this image has the same int3 gap `end..off` before function `d`: function
@@ -612,9 +721,10 @@ mod tests {
 
     /// An image finalized over the previous one (its mapping released and reused) leaves
     /// the unchanged functions' bytes in place, relocates those that call functions that
-    /// moved, and rewrites the others. Edits here change a constant (same layout) or the
-    /// size of `$b` (so `$z` and the export move, and `$a1`–`$a3`, which call `$z`, are
-    /// relocated): the code always equals a cold compile's and computes the new result.
+    /// moved, copies those that moved (and relocates them), and rewrites the others.
+    /// Edits here change a constant (same layout) or the size of `$b` (so `$z` moves, and
+    /// `$a1`–`$a3`, which call `$z`, are relocated): the code always equals a cold
+    /// compile's and computes the new result.
     /// (`$c` makes the code about 300 KB, so that the other tests' modules, which run at
     /// the same time, do not fit the released mapping.)
     #[test]
@@ -625,9 +735,10 @@ mod tests {
             let a = |n: u32| format!("(func $a{n} (param i32) (result i32) local.get 0 call $z)");
             format!(
                 "(module (func $c (param i32) (result i32) {adds} local.get 0)
+                         (func $y (param i32) (result i32) local.get 0)
                          {} {} {}
                          (func $b (param i32) (result i32) local.get 0 {incs})
-                         (func $z (param i32) (result i32) local.get 0 i32.const 7 i32.add)
+                         (func $z (param i32) (result i32) local.get 0 call $y i32.const 7 i32.add)
                          (func (export \"f\") (result i32)
                            i32.const {k} call $c call $a1 call $a2 call $a3 call $b))",
                 a(1),
@@ -641,8 +752,18 @@ mod tests {
         for (k, m) in edits {
             let m_ = Module::new(&engine, wat(k, m)).unwrap();
             over_previous += usize::from(m_.inner.compiled.code.built_over_previous());
+            let w = m_.inner.writes;
+            if (k, m) == (6, 40) && w.over_previous {
+                // `$b` grew past its slot: it is written; `$z` is copied to its new
+                // offset and relocated (its call to `$y`); `$a1`–`$a3` (which call `$z`)
+                // are relocated; `$c`, `$y` and the export (which starts a chunk) kept.
+                let expected = ImageWrites { over_previous: true, kept: 3, relocated: 3, moved: 1, written: 1 };
+                assert_eq!(w, expected);
+            }
             let cold = Module::new(&Engine::default(), wat(k, m)).unwrap();
-            assert_eq!(code_of(&m_), code_of(&cold), "k = {k}, m = {m}");
+            let (a, b) = (code_of(&m_), code_of(&cold));
+            let first_difference = a.iter().zip(&b).position(|(x, y)| x != y);
+            assert!(a == b, "k = {k}, m = {m}: code differs from a cold compile at {first_difference:?} ({} and {} bytes)", a.len(), b.len());
             let mut store = crate::Store::new(&engine, ());
             let i = crate::Instance::new(&mut store, &m_, &[]).unwrap();
             let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
@@ -650,6 +771,48 @@ mod tests {
         }
         let reloads = edits.len() - 1;
         assert!(over_previous >= reloads - 1, "only {over_previous} of {reloads} reloads were built over the previous image");
+    }
+
+    /// Copying the runs of moved functions in `moved_runs`' order brings every moved
+    /// function's bytes to its new offset, whichever way each run moved (no copy
+    /// overwrites bytes a later one reads).
+    #[test]
+    fn moved_functions_are_copied_in_an_order_that_overwrites_nothing_still_to_copy() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..2000 {
+            let n = 1 + next(12) as usize;
+            let lens: Vec<usize> = (0..n).map(|_| 1 + next(40) as usize).collect();
+            // Two layouts in index order with random gaps; some functions rewritten.
+            let mut offsets = |lens: &[usize], next: &mut dyn FnMut(u64) -> u64| {
+                let mut at = 0;
+                lens.iter().map(|l| { at += next(30) as usize; let o = at; at += l; o as u32 }).collect::<Vec<u32>>()
+            };
+            let (old, new) = (offsets(&lens, &mut next), offsets(&lens, &mut next));
+            let plan: Vec<Write> = (0..n)
+                .map(|d| match (next(4), old[d] == new[d]) {
+                    (0, _) => Write::All,
+                    (_, true) => Write::Nothing,
+                    (_, false) => Write::Moved { from: old[d] },
+                })
+                .collect();
+            let end = |o: &[u32]| o[n - 1] as usize + lens[n - 1];
+            let mut image = vec![0u8; end(&old).max(end(&new))];
+            for d in 0..n {
+                image[old[d] as usize..][..lens[d]].fill(d as u8 + 1);
+            }
+            for (src, to) in moved_runs(&plan, &new, |d| lens[d]) {
+                image.copy_within(src, to);
+            }
+            for d in (0..n).filter(|&d| plan[d] != Write::All) {
+                assert!(image[new[d] as usize..][..lens[d]].iter().all(|&b| b == d as u8 + 1), "function {d}: {old:?} -> {new:?}");
+            }
+        }
     }
 
     /// The layout keeps functions where they were across edits: a function that grows

@@ -15,7 +15,8 @@
 //!   faulting in and zeroing new ones. A reused page is made writable (and no longer
 //!   executable) before anything is written to it. Every byte of the new image is written, or
 //!   kept where the builder described the old image ([`ImageContents`]) and keeps only
-//!   bytes the new image has at the same place; past the image the mapping is `int3`.
+//!   bytes the new image has at the same place (or copies old bytes it has elsewhere,
+//!   [`ImageWriter::copy_within`]); past the image the mapping is `int3`.
 //!   So nothing of the old code survives that the new image would not have.
 
 use crate::mmap::Mmap;
@@ -37,24 +38,63 @@ pub struct FunctionInfo {
     pub body_offset: u32,
     /// Length of its body in bytes.
     pub body_len: u32,
-    /// `(code offset within the function, trap code)`, sorted by offset (shared with
-    /// the compiled function it came from).
-    pub trap_sites: Arc<[(u32, TrapCode)]>,
+}
+
+/// Per function of a [`CodeInfo`] (by position in its `functions`): where the code may
+/// trap, and which Wasm operator each instruction belongs to. Whoever compiled the code
+/// implements it over what it keeps anyway (Quickbeam: its stencils), so that
+/// describing an image copies or clones nothing per function. The signal handler reads
+/// it: implementations must not allocate, lock or block.
+pub trait FunctionSites: Send + Sync + std::fmt::Debug {
+    /// `(code offset within the function, trap code)`, sorted by offset; empty for a
+    /// function out of range.
+    fn trap_sites(&self, function: usize) -> &[(u32, TrapCode)];
     /// `(code offset within the function, operator ordinal)`, sorted by code offset:
-    /// the Wasm operator (0 = the body's first) whose code starts there.
-    pub srclocs: Arc<[(u32, u32)]>,
+    /// the Wasm operator (0 = the body's first) whose code starts there; empty for a
+    /// function out of range.
+    fn srclocs(&self, function: usize) -> &[(u32, u32)];
+}
+
+/// [`FunctionSites`] held in vectors, one entry per function.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SiteTable {
+    /// Per function: its trap sites and its source locations.
+    pub functions: Vec<(Box<[(u32, TrapCode)]>, Box<[(u32, u32)]>)>,
+}
+
+impl FunctionSites for SiteTable {
+    fn trap_sites(&self, function: usize) -> &[(u32, TrapCode)] {
+        self.functions.get(function).map_or(&[], |f| &f.0)
+    }
+
+    fn srclocs(&self, function: usize) -> &[(u32, u32)] {
+        self.functions.get(function).map_or(&[], |f| &f.1)
+    }
 }
 
 /// Everything needed to map a pc in one module's code to Wasm terms.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CodeInfo {
     /// Sorted by `start`, non-overlapping.
     pub functions: Vec<FunctionInfo>,
+    /// Trap sites and source locations of `functions`, by position.
+    pub sites: Arc<dyn FunctionSites>,
     /// The name section (decoded when a frame first needs a name).
     pub names: Arc<Names>,
     /// The module's bytes, to map operator ordinals to byte offsets when a trap needs
     /// them (rare; bodies are decoded then, not at load). Empty: no offsets.
     pub wasm: Arc<ModuleBytes>,
+}
+
+impl Default for CodeInfo {
+    fn default() -> CodeInfo {
+        CodeInfo {
+            functions: Vec::new(),
+            sites: Arc::new(SiteTable::default()),
+            names: Arc::default(),
+            wasm: Arc::default(),
+        }
+    }
 }
 
 /// A Wasm frame, as a pc maps to it.
@@ -67,28 +107,31 @@ pub struct FrameInfo {
 }
 
 impl CodeInfo {
-    fn function_at(&self, offset: u32) -> Option<&FunctionInfo> {
+    /// The function containing `offset`, and its position in `functions`.
+    fn function_at(&self, offset: u32) -> Option<(usize, &FunctionInfo)> {
         let i = self.functions.partition_point(|f| f.start <= offset).checked_sub(1)?;
         let f = &self.functions[i];
-        (offset - f.start < f.len).then_some(f)
+        (offset - f.start < f.len).then_some((i, f))
     }
 
     /// The trap code of the trap site at exactly `offset` in the image.
     pub fn trap_at(&self, offset: u32) -> Option<TrapCode> {
-        let f = self.function_at(offset)?;
+        let (at, f) = self.function_at(offset)?;
         let rel = offset - f.start;
-        let i = f.trap_sites.binary_search_by_key(&rel, |s| s.0).ok()?;
-        Some(f.trap_sites[i].1)
+        let sites = self.sites.trap_sites(at);
+        let i = sites.binary_search_by_key(&rel, |s| s.0).ok()?;
+        Some(sites[i].1)
     }
 
     /// The frame of the instruction at `offset` in the image.
     pub fn frame_at(&self, offset: u32) -> Option<FrameInfo> {
-        let f = self.function_at(offset)?;
+        let (at, f) = self.function_at(offset)?;
         let rel = offset - f.start;
-        let i = f.srclocs.partition_point(|s| s.0 <= rel);
+        let srclocs = self.sites.srclocs(at);
+        let i = srclocs.partition_point(|s| s.0 <= rel);
         let module_offset = i.checked_sub(1).and_then(|i| {
             let body = self.wasm.get(f.body_offset as usize..(f.body_offset + f.body_len) as usize)?;
-            Some(f.body_offset + quickbeam_environ::operator_offset(body, f.srclocs[i].1)?)
+            Some(f.body_offset + quickbeam_environ::operator_offset(body, srclocs[i].1)?)
         });
         Some(FrameInfo {
             func_index: f.func_index,
@@ -152,6 +195,29 @@ impl ImageWriter<'_> {
         assert!(range.start <= range.end && range.end <= self.len, "write out of the code image");
         self.pages_writable(range.clone())?;
         Ok(self.slice_mut(range))
+    }
+
+    /// Copies the bytes at `src` to `dest` (the ranges may overlap, as in `memmove`),
+    /// making only the destination writable: `src` may lie anywhere in the mapping,
+    /// past the image too (a previous, longer image's bytes are still there during
+    /// `fill`: see [`CodeMemory::build_reusing`]).
+    ///
+    /// # Errors
+    /// The OS refused the protection change.
+    ///
+    /// # Panics
+    /// If `src` is not inside the mapping or the destination not inside the image.
+    pub fn copy_within(&mut self, src: Range<usize>, dest: usize) -> std::io::Result<()> {
+        assert!(src.start <= src.end && src.end <= self.map.len(), "copy from outside the code mapping");
+        let end = dest.checked_add(src.len()).filter(|&e| e <= self.len).expect("copy out of the code image");
+        self.pages_writable(dest..end)?;
+        let base = self.map.as_ptr();
+        // SAFETY: both ranges are inside the live mapping (checked above); every page
+        // of it is readable and the destination's pages are writable (made so just
+        // above); `&mut self` excludes any other reference into the mapping; and
+        // `ptr::copy` allows the ranges to overlap.
+        unsafe { std::ptr::copy(base.add(src.start), base.add(dest), src.len()) };
+        Ok(())
     }
 
     /// Makes the pages holding `range` (inside the mapping) writable.
@@ -302,10 +368,11 @@ impl CodeMemory {
     /// mapping large enough whose image had a description that `worth` scores, when
     /// there is one (`worth` says whether building over that image is worth it, and how
     /// much: the best scored is taken): `fill` then gets that description, and the image still
-    /// holds that image's bytes, up to its length (else the description is `None` and the
-    /// bytes are unspecified). `fill` writes through [`ImageWriter::writable`], which
-    /// makes only the pages written writable: bytes it does not write keep their
-    /// contents and stay executable. It must leave every byte of the image as the new
+    /// holds that image's bytes, up to its length, even past the new image's end until
+    /// `fill` returns (else the description is `None` and the bytes are unspecified).
+    /// `fill` writes through [`ImageWriter::writable`] and
+    /// [`ImageWriter::copy_within`], which make only the pages written writable: bytes
+    /// it does not write keep their contents and stay executable. It must leave every byte of the image as the new
     /// image needs it, writing or keeping it; past the image the mapping is `int3`
     /// either way.
     ///
@@ -330,17 +397,19 @@ impl CodeMemory {
         let mapped = map.len();
         let mut image = ImageWriter { map: &mut map, len, writable: vec![writable] };
         image.writable.retain(|r| !r.is_empty());
-        // Past the old image the mapping is already `int3` (every image fills its tail).
-        let stale = match previous {
-            Some(_) => len..old_len.max(len),
-            None => len..mapped,
+        let over_previous = previous.is_some();
+        let info = fill(&mut image, previous.as_ref())?;
+        // Past the new image: `int3`. Past the old one the mapping already is (every
+        // image fills its tail); the old image's bytes past the new one are cleared only
+        // now, since `fill` may copy from them (`ImageWriter::copy_within`).
+        let stale = match over_previous {
+            true => len..old_len.max(len),
+            false => len..mapped,
         };
         if !stale.is_empty() {
             image.pages_writable(stale.clone())?;
             image.slice_mut(stale).fill(0xcc);
         }
-        let over_previous = previous.is_some();
-        let info = fill(&mut image, previous.as_ref())?;
         for r in std::mem::take(&mut image.writable) {
             map.make_executable(r.start, r.len())?;
         }
@@ -655,6 +724,42 @@ mod tests {
         assert_eq!(covered, end - start);
     }
 
+    /// An image built over a longer one can copy the old bytes past its own end (they
+    /// are cleared only after `fill`), and the mapping is `int3` past it afterwards.
+    #[test]
+    fn a_shorter_image_copies_from_past_its_end_then_clears_it() {
+        let (old_len, len) = (7 << 19, 6 << 19);
+        let contents: ImageContents = Arc::new(11u64);
+        let old = CodeMemory::build_reusing(old_len, Some(contents.clone()), |_| None, |image, _| {
+            for (i, b) in image.writable(0..old_len)?.iter_mut().enumerate() {
+                *b = (i % 251) as u8;
+            }
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        drop(old);
+        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&11)).then_some(1);
+        let new = CodeMemory::build_reusing(len, Some(contents), worth, |image, previous| {
+            assert!(previous.is_some());
+            // The old image's last 1,000 bytes to the new one's end; two overlapping moves.
+            image.copy_within(old_len - 1000..old_len, len - 1000)?;
+            image.copy_within(100..5000, 40)?;
+            image.copy_within(10_000..20_000, 10_300)?;
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        assert!(new.built_over_previous());
+        let old_byte = |i: usize| (i % 251) as u8;
+        let b = new.bytes();
+        assert!((0..1000).all(|i| b[len - 1000 + i] == old_byte(old_len - 1000 + i)));
+        assert!((0..4900).all(|i| b[40 + i] == old_byte(100 + i)));
+        assert!((0..10_000).all(|i| b[10_300 + i] == old_byte(10_000 + i)));
+        assert_eq!(b[5000], old_byte(5000));
+        // SAFETY: the whole mapping is readable (RX).
+        let past = unsafe { &new.map.as_slice()[len..old_len] };
+        assert!(past.iter().all(|&x| x == 0xcc), "the old image's tail is not int3");
+    }
+
     #[test]
     fn module_bytes_are_a_copy() {
         // On the heap, and in a mapping.
@@ -670,25 +775,15 @@ mod tests {
     fn lookups_by_pc() {
         let info = CodeInfo {
             functions: vec![
-                FunctionInfo {
-                    func_index: 3,
-                    start: 0,
-                    len: 16,
-                    body_offset: 100,
-                    body_len: 6,
-                    trap_sites: vec![(4, TrapCode::UnreachableCodeReached)].into(),
-                    srclocs: vec![(0, 1), (4, 2)].into(),
-                },
-                FunctionInfo {
-                    func_index: 4,
-                    start: 16,
-                    len: 8,
-                    body_offset: 200,
-                    body_len: 2,
-                    trap_sites: Arc::new([]),
-                    srclocs: Arc::new([]),
-                },
+                FunctionInfo { func_index: 3, start: 0, len: 16, body_offset: 100, body_len: 6 },
+                FunctionInfo { func_index: 4, start: 16, len: 8, body_offset: 200, body_len: 2 },
             ],
+            sites: Arc::new(SiteTable {
+                functions: vec![
+                    (vec![(4, TrapCode::UnreachableCodeReached)].into(), vec![(0, 1), (4, 2)].into()),
+                    (Box::default(), Box::default()),
+                ],
+            }),
             names: Arc::new(Names::from_funcs([(3, "f".to_string())].into_iter().collect())),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`
             // (104), `end` (105).

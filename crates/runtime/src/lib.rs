@@ -25,7 +25,7 @@ pub mod table;
 pub mod traphandlers;
 pub mod vmcontext;
 
-pub use code::{CodeInfo, CodeMemory, ImageWriter, FrameInfo, FunctionInfo, ImageContents, ModuleBytes};
+pub use code::{CodeInfo, CodeMemory, FrameInfo, FunctionInfo, FunctionSites, ImageContents, ImageWriter, ModuleBytes, SiteTable};
 pub use instance::{CompiledModule, Instance};
 pub use signatures::SignatureRegistry;
 pub use store::{call, FuncId, GlobalId, GrowKind, HostError, HostStore, ImportRef, InstanceId, InstantiationError, MemoryId, TableId, VMStore};

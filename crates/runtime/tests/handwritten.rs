@@ -43,6 +43,7 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
     assert_eq!(inputs.len(), funcs.len());
     let mut image = Vec::new();
     let mut info = CodeInfo::default();
+    let mut sites = quickbeam_runtime::SiteTable::default();
     let mut func_offsets = Vec::new();
     for (f, input) in funcs.iter().zip(&inputs) {
         while image.len() % 16 != 0 {
@@ -57,10 +58,10 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
             len: f.bytes.len() as u32,
             body_offset: input.body.range().start as u32,
             body_len: input.body.as_bytes().len() as u32,
-            trap_sites: f.traps.clone().into(),
-            srclocs: f.srclocs.clone().into(),
         });
+        sites.functions.push((f.traps.clone().into(), f.srclocs.clone().into()));
     }
+    info.sites = Arc::new(sites);
     info.names = env.names.clone();
     info.wasm = std::sync::Arc::new(quickbeam_runtime::ModuleBytes::copy_from(&wasm).unwrap());
     let sig_ids = env.types.iter().map(|t| sigs.register(t)).collect();
