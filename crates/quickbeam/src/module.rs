@@ -789,7 +789,7 @@ mod tests {
             let n = 1 + next(12) as usize;
             let lens: Vec<usize> = (0..n).map(|_| 1 + next(40) as usize).collect();
             // Two layouts in index order with random gaps; some functions rewritten.
-            let mut offsets = |lens: &[usize], next: &mut dyn FnMut(u64) -> u64| {
+            let offsets = |lens: &[usize], next: &mut dyn FnMut(u64) -> u64| {
                 let mut at = 0;
                 lens.iter().map(|l| { at += next(30) as usize; let o = at; at += l; o as u32 }).collect::<Vec<u32>>()
             };

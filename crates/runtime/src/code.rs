@@ -58,17 +58,19 @@ pub trait FunctionSites: Send + Sync + std::fmt::Debug {
 /// [`FunctionSites`] held in vectors, one entry per function.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SiteTable {
-    /// Per function: its trap sites and its source locations.
-    pub functions: Vec<(Box<[(u32, TrapCode)]>, Box<[(u32, u32)]>)>,
+    /// Per function: its trap sites.
+    pub trap_sites: Vec<Box<[(u32, TrapCode)]>>,
+    /// Per function: its source locations.
+    pub srclocs: Vec<Box<[(u32, u32)]>>,
 }
 
 impl FunctionSites for SiteTable {
     fn trap_sites(&self, function: usize) -> &[(u32, TrapCode)] {
-        self.functions.get(function).map_or(&[], |f| &f.0)
+        self.trap_sites.get(function).map_or(&[], |f| f)
     }
 
     fn srclocs(&self, function: usize) -> &[(u32, u32)] {
-        self.functions.get(function).map_or(&[], |f| &f.1)
+        self.srclocs.get(function).map_or(&[], |f| f)
     }
 }
 
@@ -779,10 +781,8 @@ mod tests {
                 FunctionInfo { func_index: 4, start: 16, len: 8, body_offset: 200, body_len: 2 },
             ],
             sites: Arc::new(SiteTable {
-                functions: vec![
-                    (vec![(4, TrapCode::UnreachableCodeReached)].into(), vec![(0, 1), (4, 2)].into()),
-                    (Box::default(), Box::default()),
-                ],
+                trap_sites: vec![[(4, TrapCode::UnreachableCodeReached)].into(), Box::default()],
+                srclocs: vec![[(0, 1), (4, 2)].into(), Box::default()],
             }),
             names: Arc::new(Names::from_funcs([(3, "f".to_string())].into_iter().collect())),
             // At 100, a body: no locals, `nop` (101), `i32.const 1` (102), `unreachable`

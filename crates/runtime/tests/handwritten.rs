@@ -59,7 +59,8 @@ fn module(wat: &str, funcs: &[Code<'_>]) -> Arc<CompiledModule> {
             body_offset: input.body.range().start as u32,
             body_len: input.body.as_bytes().len() as u32,
         });
-        sites.functions.push((f.traps.clone().into(), f.srclocs.clone().into()));
+        sites.trap_sites.push(f.traps.clone().into());
+        sites.srclocs.push(f.srclocs.clone().into());
     }
     info.sites = Arc::new(sites);
     info.names = env.names.clone();
