@@ -260,19 +260,38 @@ pub fn relocate(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeCon
     resolve_relocs(stencil, params, cx, out)
 }
 
-/// Whether [`relocate`] with `cx` would change code finalized where a module's defined
-/// functions were at `before` (indexed as `cx.func_code_offsets`), with the same
-/// VMContext layout, imports and `this_offset`: whether a function it calls is now
-/// elsewhere. A call whose callee cannot be resolved counts as changed (so `relocate`
-/// reports it).
-pub fn calls_moved(stencil: &Stencil, params: &FunctionParameters, cx: &FinalizeContext<'_>, before: &[u32]) -> bool {
-    stencil.relocs.iter().any(|r| match r.kind {
-        RelocKind::CallRel32(f) => {
-            let d = params.funcs.get(f.index()).and_then(|func| func.checked_sub(cx.num_imported_funcs)).map(|d| d as usize);
-            d.is_none_or(|d| cx.func_code_offsets.get(d).is_none_or(|now| before.get(d) != Some(now)))
-        }
-        _ => false,
+/// The `call`s of `stencil` to defined functions, with `params`: per call, the offset of
+/// its rel32 field in the function's code and the callee's index among the module's
+/// defined functions (its function index minus `num_imported_funcs`), in the order of
+/// the stencil's relocations. What [`relocate`] writes of them depends only on these
+/// and on where the functions are ([`call_rel32`]), so a caller that keeps them can
+/// relocate calls without the stencil.
+///
+/// # Errors
+/// [`FinalizeError::MissingParameter`] if `params` lacks a callee's slot or the callee
+/// is not a defined function.
+pub fn calls<'a>(
+    stencil: &'a Stencil,
+    params: &'a FunctionParameters,
+    num_imported_funcs: u32,
+) -> impl Iterator<Item = Result<(u32, u32), FinalizeError>> + 'a {
+    stencil.relocs.iter().filter_map(move |r| match r.kind {
+        RelocKind::CallRel32(f) => Some(
+            params
+                .funcs
+                .get(f.index())
+                .and_then(|func| func.checked_sub(num_imported_funcs))
+                .map(|callee| (r.offset, callee))
+                .ok_or(FinalizeError::MissingParameter),
+        ),
+        _ => None,
     })
+}
+
+/// The rel32 field of a `call` at `field_offset` in the code of a function at
+/// `this_offset` in the image, to code at `target`: the target minus the field's end.
+pub fn call_rel32(target: u32, this_offset: u32, field_offset: u32) -> u32 {
+    target.wrapping_sub(this_offset.wrapping_add(field_offset + 4))
 }
 
 /// Resolves every relocation of `stencil` into `out`.
@@ -291,8 +310,7 @@ fn resolve(r: &Reloc, p: &FunctionParameters, cx: &FinalizeContext<'_>) -> Optio
         RelocKind::CallRel32(f) => {
             let func = get(&p.funcs, f.index())?;
             let target = *cx.func_code_offsets.get(func.checked_sub(cx.num_imported_funcs)? as usize)?;
-            let field_end = cx.this_offset.wrapping_add(r.offset + 4);
-            target.wrapping_sub(field_end)
+            call_rel32(target, cx.this_offset, r.offset)
         }
         RelocKind::FuncRefOffset(f) => cx.offsets.funcref(get(&p.funcs, f.index())?),
         RelocKind::TableOffset(t) => cx.offsets.table(get(&p.tables, t.index())?),

@@ -10,7 +10,7 @@
 //! are left in place, and only the pages written are made writable ([`ImageLayout`]).
 
 use crate::{Engine, ExternType, Result};
-use quickbeam_codegen::{calls_moved, finalize, finalize_baked, relocate, CompiledFunction, FinalizeContext};
+use quickbeam_codegen::{call_rel32, finalize, finalize_baked, relocate, CompiledFunction, FinalizeContext, FinalizeError};
 use crate::stencil_cache::{FunctionSource, Lookup, Ready, RecentModule, StencilCache, Workers};
 use quickbeam_cache::ModuleRecord;
 use quickbeam_environ::key::{module_context_hash, module_key};
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use quickbeam_runtime::{CodeInfo, CodeMemory, CompiledModule, FunctionInfo, FunctionSites, ImageContents, ModuleBytes};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// A compiled WebAssembly module. Cheap to clone.
@@ -266,11 +266,12 @@ enum Write {
     /// Its bytes are in place.
     Nothing,
     /// Its bytes are in place but for its relocations (a callee moved, or its
-    /// parameters changed).
-    Relocations,
+    /// parameters changed). `calls_only`: only its calls (the same `Ready`, so the
+    /// previous image's [`CallTable`] has them).
+    Relocations { calls_only: bool },
     /// Its bytes are in the previous image at offset `from`: copied from there with the
-    /// functions next to it that moved as far, then relocated.
-    Moved { from: u32 },
+    /// functions next to it that moved as far, then relocated (`calls_only` as above).
+    Moved { from: u32, calls_only: bool },
     /// Finalized from its stencil.
     All,
 }
@@ -293,7 +294,7 @@ impl ImageWrites {
         for p in plan {
             *match p {
                 Write::Nothing => &mut w.kept,
-                Write::Relocations => &mut w.relocated,
+                Write::Relocations { .. } => &mut w.relocated,
                 Write::Moved { .. } => &mut w.moved,
                 Write::All => &mut w.written,
             } += 1;
@@ -313,7 +314,7 @@ fn moved_runs(plan: &[Write], offsets: &[u32], lens: impl Fn(usize) -> usize) ->
     let mut runs: Vec<(Range<usize>, usize)> = Vec::new();
     let mut previous: Option<(usize, i64)> = None;
     for (d, w) in plan.iter().enumerate() {
-        let Write::Moved { from } = *w else {
+        let Write::Moved { from, .. } = *w else {
             previous = None;
             continue;
         };
@@ -459,7 +460,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let names = env.names.func_name_hashes(env.num_imported_funcs, funcs.len());
     let (func_offsets, size) = layout(funcs.iter().zip(names.iter()).map(|((f, _), name)| {
         let v = &f.ready.variant;
-        (v.stencil.code.len(), name.unwrap_or(v.layout_hash))
+        (v.code_len(), name.unwrap_or(v.layout_hash))
     }))?;
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
@@ -469,14 +470,23 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     // whose finalized bytes would be the same is left as it is, and one that only
     // calls functions that moved is relocated (see `ImageLayout`).
     let readies: Vec<Arc<Ready>> = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
-    let layout =
-        Arc::new(ImageLayout { offsets, num_imported_funcs: env.num_imported_funcs, func_offsets: func_offsets.clone(), readies, size });
+    let layout = Arc::new(ImageLayout {
+        offsets,
+        num_imported_funcs: env.num_imported_funcs,
+        func_offsets: func_offsets.clone(),
+        readies,
+        size,
+        calls: OnceLock::new(),
+    });
     let contents: Option<ImageContents> = engine.inner.stencils.is_some().then(|| layout.clone() as ImageContents);
     let worth = |c: &ImageContents| c.downcast_ref::<ImageLayout>().and_then(|p| p.worth_building_over(&layout));
     let mut writes = ImageWrites::default();
     let writes_ = &mut writes;
     let code = CodeMemory::build_reusing(size, contents, worth, |image, previous| -> Result<CodeInfo> {
-        let previous = previous.and_then(|p| p.downcast_ref::<ImageLayout>()).filter(|p| p.same_context(&layout));
+        let previous = previous
+            .and_then(|p| p.downcast_ref::<ImageLayout>())
+            .filter(|p| p.same_context(&layout))
+            .and_then(|p| Some((p, p.calls.get()?)));
         let cx_of = |off: u32| FinalizeContext {
             offsets: &offsets,
             func_code_offsets: &func_offsets,
@@ -484,26 +494,30 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             this_offset: off,
         };
         // Per function: whether its bytes are kept as they are, relocated (kept, but a
-        // function it calls moved), or written.
+        // function it calls moved), copied from elsewhere, or written.
         let plan: Vec<Write> = match previous {
             None => vec![Write::All; funcs.len()],
-            Some(p) => {
+            Some((p, old_calls)) => {
                 // Whether every function is where it was: then no call moved.
                 let nothing_moved = p.func_offsets == func_offsets;
-                let calls_moved = |f: &Ready, off| !nothing_moved && calls_moved(&f.variant.stencil, &f.params, &cx_of(off), &p.func_offsets);
+                let calls_moved = |d: usize| {
+                    !nothing_moved && old_calls.of(d).iter().any(|&(_, c)| p.func_offsets.get(c as usize) != func_offsets.get(c as usize))
+                };
                 (0..funcs.len())
                     .map(|d| {
                         let (off, f) = (func_offsets[d], &layout.readies[d]);
                         match p.had(d, f) {
                             None => Write::All,
-                            Some((from, true)) if from == off && !calls_moved(f, off) => Write::Nothing,
-                            Some((from, _)) if from == off => Write::Relocations,
-                            Some((from, _)) => Write::Moved { from },
+                            Some((from, true)) if from == off && !calls_moved(d) => Write::Nothing,
+                            Some((from, calls_only)) if from == off => Write::Relocations { calls_only },
+                            Some((from, calls_only)) => Write::Moved { from, calls_only },
                         }
                     })
                     .collect()
             }
         };
+        let previous = previous.map(|(p, _)| p);
+        let old_calls = previous.and_then(|p| p.calls.get());
         *writes_ = ImageWrites::of(previous.is_some(), &plan);
         tracing::debug!(writes = ?*writes_, "code image");
         // What is written is made writable: function by function (its pages only), or,
@@ -513,7 +527,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         }
         // Functions that moved are copied first, before anything is written over the
         // previous image's bytes.
-        let len_before = |d: usize| previous.map_or(0, |p| p.readies[d].variant.stencil.code.len());
+        let len_before = |d: usize| previous.map_or(0, |p| p.readies[d].variant.code_len());
         for (src, to) in moved_runs(&plan, &func_offsets, len_before) {
             image.copy_within(src, to)?;
         }
@@ -523,6 +537,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             names: env.names.clone(),
             wasm: copy,
         };
+        // This image's calls, for the next one built over it.
+        let mut calls = CallTable { starts: Vec::with_capacity(funcs.len() + 1), sites: Vec::new() };
         let mut end = 0;
         for (d, ((found, body), &off)) in funcs.iter().zip(&func_offsets).enumerate() {
             let f = &found.ready;
@@ -531,23 +547,42 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             // where the previous image had the same gap, or it was copied with a run
             // of moved functions).
             let copied = d > 0
-                && matches!((plan[d - 1], plan[d]), (Write::Moved { from: a }, Write::Moved { from: b })
+                && matches!((plan[d - 1], plan[d]), (Write::Moved { from: a, .. }, Write::Moved { from: b, .. })
                     if b.wrapping_sub(a) == off.wrapping_sub(func_offsets[d - 1]));
             if !copied && !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
                 image.writable(end..off as usize)?.fill(0xcc);
             }
-            end = off as usize + v.stencil.code.len();
+            end = off as usize + v.code_len();
             let index = env.num_imported_funcs + d as u32;
             let cx = cx_of(off);
             let code = off as usize..end;
             // Lookups only hand out variants whose guards accept these constants.
             debug_assert!(v.stencil.guards.iter().zip(&f.consts).all(|(g, &c)| g.accepts(c)));
+            let internal = |e: FinalizeError| anyhow::anyhow!("internal error: failed to finalize function {index}: {e}");
+            // The same `Ready` as in the previous image: the same calls.
+            let same_calls = old_calls.filter(|_| {
+                matches!(plan[d], Write::Nothing | Write::Relocations { calls_only: true } | Write::Moved { calls_only: true, .. })
+            });
+            calls.starts.push(calls.sites.len() as u32);
+            match same_calls {
+                Some(old) => calls.sites.extend_from_slice(old.of(d)),
+                None => {
+                    for call in quickbeam_codegen::calls(&v.stencil, &f.params, env.num_imported_funcs) {
+                        calls.sites.push(call.map_err(internal)?);
+                    }
+                }
+            }
             let finalized = match plan[d] {
                 Write::Nothing => Ok(()),
-                Write::Relocations | Write::Moved { .. } => relocate(&v.stencil, &f.params, &cx, image.writable(code.clone())?),
+                Write::Relocations { calls_only: true } | Write::Moved { calls_only: true, .. } => {
+                    relocate_calls(calls.of(d), off, &func_offsets, image.writable(code.clone())?)
+                }
+                Write::Relocations { calls_only: false } | Write::Moved { calls_only: false, .. } => {
+                    relocate(&v.stencil, &f.params, &cx, image.writable(code.clone())?)
+                }
                 Write::All => finalize_baked(&v.stencil, &v.baked, &v.consts, &f.params, &f.consts, &cx, image.writable(code.clone())?),
             };
-            finalized.map_err(|e| anyhow::anyhow!("internal error: failed to finalize function {index}: {e}"))?;
+            finalized.map_err(internal)?;
             let len = code.len();
             if let Some(fresh) = &found.check {
                 self_check(index, found.source, fresh, &image.bytes()[code], &cx)?;
@@ -569,6 +604,9 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         if !previous.is_some_and(|p| p.same_gap_before(funcs.len(), end, size as u32)) {
             image.writable(end..size)?.fill(0xcc);
         }
+        calls.starts.push(calls.sites.len() as u32);
+        // Set once: `layout` is this build's own.
+        let _ = layout.calls.set(calls);
         Ok(info)
     })?;
     let t3 = Instant::now();
@@ -595,6 +633,42 @@ struct ImageLayout {
     readies: Vec<Arc<Ready>>,
     /// The image's size in bytes.
     size: usize,
+    /// Its calls, set once the image is built (an image whose build failed is never
+    /// built over).
+    calls: OnceLock<CallTable>,
+}
+
+/// The calls between a module's defined functions in its code image
+/// ([`quickbeam_codegen::calls`]): function `d`'s are `sites[starts[d]..starts[d + 1]]`,
+/// each the offset of its rel32 field in the function's code and the callee's defined
+/// index. Kept with the image, so that the next image built over it finds which
+/// functions' calls a move changed, and relocates them, in a pass over this table
+/// rather than a visit to every function's stencil and parameters (memory a reload
+/// otherwise does not touch).
+struct CallTable {
+    /// `functions + 1` indices into `sites`.
+    starts: Vec<u32>,
+    sites: Vec<(u32, u32)>,
+}
+
+impl CallTable {
+    /// Function `d`'s calls.
+    fn of(&self, d: usize) -> &[(u32, u32)] {
+        &self.sites[self.starts[d] as usize..self.starts.get(d + 1).map_or(self.sites.len(), |&e| e as usize)]
+    }
+}
+
+/// Writes the rel32 field of each of `calls` (of a function at `this_offset`, whose
+/// code is `out`), to where the callee is in `func_offsets`.
+fn relocate_calls(calls: &[(u32, u32)], this_offset: u32, func_offsets: &[u32], out: &mut [u8]) -> Result<(), FinalizeError> {
+    for &(site, callee) in calls {
+        let target = *func_offsets.get(callee as usize).ok_or(FinalizeError::MissingParameter)?;
+        let at = site as usize;
+        out.get_mut(at..at + 4)
+            .ok_or(FinalizeError::MissingParameter)?
+            .copy_from_slice(&call_rel32(target, this_offset, site).to_le_bytes());
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for ImageLayout {
@@ -647,7 +721,7 @@ impl ImageLayout {
         }
         let prev_end = match d.checked_sub(1) {
             None => 0,
-            Some(p) => self.func_offsets[p] as usize + self.readies[p].variant.stencil.code.len(),
+            Some(p) => self.func_offsets[p] as usize + self.readies[p].variant.code_len(),
         };
         prev_end == end
     }
@@ -798,7 +872,7 @@ mod tests {
                 .map(|d| match (next(4), old[d] == new[d]) {
                     (0, _) => Write::All,
                     (_, true) => Write::Nothing,
-                    (_, false) => Write::Moved { from: old[d] },
+                    (_, false) => Write::Moved { from: old[d], calls_only: true },
                 })
                 .collect();
             let end = |o: &[u32]| o[n - 1] as usize + lens[n - 1];

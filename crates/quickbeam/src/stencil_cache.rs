@@ -103,6 +103,13 @@ pub(crate) struct RtVariant {
 }
 
 impl RtVariant {
+    /// The length of its code in bytes (read from `baked`, which has the stencil's
+    /// length: no hop to the stencil's allocation, on the paths that visit every
+    /// function of a module).
+    pub(crate) fn code_len(&self) -> usize {
+        self.baked.len()
+    }
+
     fn new(stencil: Arc<Stencil>, consts: Vec<u64>) -> Arc<RtVariant> {
         let trap_sites = stencil.trap_sites.iter().map(|t| (t.offset, t.code)).collect();
         let srclocs = stencil.srclocs.as_slice().into();
