@@ -231,6 +231,10 @@ impl ImageWriter<'_> {
         let want = range.start / page * page..crate::mmap::round_up_to_page(range.end);
         // The writable ranges that overlap or touch `want`: `first..last`.
         let first = self.writable.partition_point(|r| r.end < want.start);
+        if self.writable.get(first).is_some_and(|r| r.start <= want.start && want.end <= r.end) {
+            // Already writable (the common case once a whole image was made writable).
+            return Ok(());
+        }
         let mut last = first;
         let mut at = want.start;
         while last < self.writable.len() && self.writable[last].start <= want.end {
