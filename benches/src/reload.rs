@@ -508,7 +508,7 @@ pub fn edit_loop(files: &[PathBuf], n: usize) -> Result<()> {
         edit_reload(&engine, &edit)?;
         total += t.elapsed();
     }
-    println!("{}: {n} reloads after the edit, {:.2} ms each", files[1].display(), total.as_secs_f64() * 1e3 / n as f64);
+    println!("{}: {n} reloads after the edit, {:.3} ms each", files[1].display(), total.as_secs_f64() * 1e3 / n as f64);
     Ok(())
 }
 

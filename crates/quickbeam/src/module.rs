@@ -459,8 +459,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
 
     let names = env.names.func_name_hashes(env.num_imported_funcs, funcs.len());
     let (func_offsets, size) = layout(funcs.iter().zip(names.iter()).map(|((f, _), name)| {
-        let v = &f.ready.variant;
-        (v.code_len(), name.unwrap_or(v.layout_hash))
+        (f.ready.code_len, name.unwrap_or(f.ready.layout_hash))
     }))?;
     let offsets = VMOffsets::new(&env);
     let sig_ids: Vec<u32> = env.types.iter().map(|t| engine.signatures().register(t)).collect();
@@ -527,7 +526,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
         }
         // Functions that moved are copied first, before anything is written over the
         // previous image's bytes.
-        let len_before = |d: usize| previous.map_or(0, |p| p.readies[d].variant.code_len());
+        let len_before = |d: usize| previous.map_or(0, |p| p.readies[d].code_len);
         for (src, to) in moved_runs(&plan, &func_offsets, len_before) {
             image.copy_within(src, to)?;
         }
@@ -552,7 +551,7 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
             if !copied && !previous.is_some_and(|p| p.same_gap_before(d, end, off)) {
                 image.writable(end..off as usize)?.fill(0xcc);
             }
-            end = off as usize + v.code_len();
+            end = off as usize + f.code_len;
             let index = env.num_imported_funcs + d as u32;
             let cx = cx_of(off);
             let code = off as usize..end;
@@ -721,7 +720,7 @@ impl ImageLayout {
         }
         let prev_end = match d.checked_sub(1) {
             None => 0,
-            Some(p) => self.func_offsets[p] as usize + self.readies[p].variant.code_len(),
+            Some(p) => self.func_offsets[p] as usize + self.readies[p].code_len,
         };
         prev_end == end
     }

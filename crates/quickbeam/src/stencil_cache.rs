@@ -68,9 +68,19 @@ pub(crate) struct Ready {
     pub(crate) consts: Vec<u64>,
     /// The body's shape key (`None` for a body compiled without a key).
     pub(crate) shape: Option<StencilKey>,
+    /// The variant's [`RtVariant::code_len`] and `layout_hash`, copied here: laying
+    /// out and building an image over a previous one read them for every function, and
+    /// need nothing else of a variant whose code is kept.
+    pub(crate) code_len: usize,
+    pub(crate) layout_hash: u64,
 }
 
 impl Ready {
+    pub(crate) fn new(variant: Arc<RtVariant>, params: FunctionParameters, consts: Vec<u64>, shape: Option<StencilKey>) -> Arc<Ready> {
+        let (code_len, layout_hash) = (variant.code_len(), variant.layout_hash);
+        Arc::new(Ready { variant, params, consts, shape, code_len, layout_hash })
+    }
+
     /// The record of this function in its module's [`ModuleRecord`].
     pub(crate) fn record(&self) -> Option<ExactRecord> {
         Some(ExactRecord { shape: self.shape?, params: self.params.clone(), consts: self.consts.clone() })
@@ -525,7 +535,7 @@ impl StencilCache {
         if let Some(rec) = hint {
             if let Some(v) = self.find_variant(&rec.shape, &rec.consts) {
                 let (params, consts) = (rec.params.clone(), rec.consts.clone());
-                let ready = Arc::new(Ready { variant: v, params, consts, shape: Some(rec.shape) });
+                let ready = Ready::new(v, params, consts, Some(rec.shape));
                 self.put_exact(&key, &ready);
                 return hit(ready, FunctionSource::Reused, w, input);
             }
@@ -536,12 +546,12 @@ impl StencilCache {
         let Ok(f) = w.fingerprinter.fingerprint(env, fp, index, &input.body) else {
             let c = compile(w, env, input)?;
             let variant = RtVariant::new(Arc::new(c.stencil), c.consts.clone());
-            let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
+            let ready = Ready::new(variant, c.params, c.consts, None);
             return Ok(Lookup { ready, source: FunctionSource::Compiled, check: None });
         };
         if let Some(v) = self.find_variant(&f.shape, &f.consts) {
             let source = if v.consts == f.consts { FunctionSource::Reused } else { FunctionSource::Patched };
-            let ready = Arc::new(Ready { variant: v, params: f.params, consts: f.consts, shape: Some(f.shape) });
+            let ready = Ready::new(v, f.params, f.consts, Some(f.shape));
             self.put_exact(&key, &ready);
             return hit(ready, source, w, input);
         }
@@ -552,7 +562,7 @@ impl StencilCache {
         // ever disagree, the stencil is used but not cached.
         let agree = c.params == f.params && c.consts == f.consts;
         let shape = agree.then_some(f.shape);
-        let ready = Arc::new(Ready { variant: variant.clone(), params: c.params, consts: c.consts, shape });
+        let ready = Ready::new(variant.clone(), c.params, c.consts, shape);
         if agree {
             self.add_variant(f.shape, variant);
             self.put_exact(&key, &ready);
@@ -566,7 +576,7 @@ impl StencilCache {
     pub(crate) fn compile_uncached(env: &ModuleEnv, input: FunctionInput<'_>, w: &mut Workers) -> Result<Lookup> {
         let c = compile(w, env, input)?;
         let variant = RtVariant::new(Arc::new(c.stencil), c.consts.clone());
-        let ready = Arc::new(Ready { variant, params: c.params, consts: c.consts, shape: None });
+        let ready = Ready::new(variant, c.params, c.consts, None);
         Ok(Lookup { ready, source: FunctionSource::Compiled, check: None })
     }
 }
