@@ -16,7 +16,8 @@
 //!   executable) before anything is written to it. Every byte of the new image is written, or
 //!   kept where the builder described the old image ([`ImageContents`]) and keeps only
 //!   bytes the new image has at the same place (or copies old bytes it has elsewhere,
-//!   [`ImageWriter::copy_within`]); past the image the mapping is `int3`.
+//!   [`ImageWriter::copy_within`]); past the image the mapping is `int3`, or pages never
+//!   written (a fresh mapping has room to grow: [`GROWTH_ROOM`]).
 //!   So nothing of the old code survives that the new image would not have.
 
 use crate::mmap::Mmap;
@@ -378,9 +379,9 @@ impl CodeMemory {
     /// `fill` returns (else the description is `None` and the bytes are unspecified).
     /// `fill` writes through [`ImageWriter::writable`] and
     /// [`ImageWriter::copy_within`], which make only the pages written writable: bytes
-    /// it does not write keep their contents and stay executable. It must leave every byte of the image as the new
-    /// image needs it, writing or keeping it; past the image the mapping is `int3`
-    /// either way.
+    /// it does not write keep their contents and stay executable. It must leave every
+    /// byte of the image as the new image needs it, writing or keeping it; past the
+    /// image the mapping is `int3` (or never written) either way.
     ///
     /// # Errors
     /// `fill`'s error, or the OS refused the mapping or the protection change. A
@@ -395,7 +396,8 @@ impl CodeMemory {
         let (mut map, previous, old_len, writable) = match take_pooled(len.max(1), same) {
             Some((p, writable)) => (p.map, p.contents, p.image_len, writable),
             None => {
-                let map = Mmap::with_rw(len.max(1))?;
+                // Room to grow ([`GROWTH_ROOM`]); pages never written are not faulted in.
+                let map = Mmap::with_rw(len.max(1) + len / GROWTH_ROOM)?;
                 let all = 0..map.len();
                 (map, None, 0, all)
             }
@@ -405,13 +407,11 @@ impl CodeMemory {
         image.writable.retain(|r| !r.is_empty());
         let over_previous = previous.is_some();
         let info = fill(&mut image, previous.as_ref())?;
-        // Past the new image: `int3`. Past the old one the mapping already is (every
-        // image fills its tail); the old image's bytes past the new one are cleared only
-        // now, since `fill` may copy from them (`ImageWriter::copy_within`).
-        let stale = match over_previous {
-            true => len..old_len.max(len),
-            false => len..mapped,
-        };
+        // Past the new image: `int3` to the end of its last page, and over whatever the
+        // old image had there (past that the mapping was never written, or holds an
+        // older image's `int3`). The old image's bytes are cleared only now, since
+        // `fill` may copy from them (`ImageWriter::copy_within`).
+        let stale = len..old_len.max(crate::mmap::round_up_to_page(len)).min(mapped);
         if !stale.is_empty() {
             image.pages_writable(stale.clone())?;
             image.slice_mut(stale).fill(0xcc);
@@ -487,16 +487,18 @@ impl ModuleBytes {
         if bytes.len() < Self::HEAP_LIMIT {
             return Ok(ModuleBytes { map: None, heap: bytes.into(), len: bytes.len() });
         }
-        let mut map = match take_pooled(bytes.len(), None) {
-            Some((p, _)) => p.map,
-            None => Mmap::with_rw(bytes.len())?,
+        let (mut map, old_len) = match take_pooled(bytes.len(), None) {
+            Some((p, _)) => (p.map, p.image_len),
+            None => (Mmap::with_rw(bytes.len())?, 0),
         };
         // SAFETY: the mapping is readable and writable (fresh, or made so by
         // `take_pooled`) and referenced by nothing else.
         let all = unsafe { map.as_mut_slice() };
         let (head, tail) = all.split_at_mut(bytes.len());
         head.copy_from_slice(bytes);
-        tail.fill(0);
+        // What the mapping held past the copy (pages past that were never written).
+        let old = old_len.saturating_sub(bytes.len()).min(tail.len());
+        tail[..old].fill(0);
         let mapped = map.len();
         map.make_read_only(0, mapped)?;
         Ok(ModuleBytes { map: Some(map), heap: Box::default(), len: bytes.len() })
@@ -528,6 +530,12 @@ impl Drop for ModuleBytes {
         }
     }
 }
+
+/// A fresh code mapping has room for an image this fraction larger than its first
+/// (1/32: 3%), so that the images of later edits that grow the code a little can still
+/// be built in it when it is released ([`CodeMemory::build_reusing`]). The room costs
+/// address space only: its pages are not written, so not faulted in.
+pub const GROWTH_ROOM: usize = 32;
 
 /// At most this many released mappings (code images and module bytes) are kept for
 /// reuse.
@@ -601,9 +609,11 @@ fn take_pooled(len: usize, same: Option<(usize, Worth<'_>)>) -> Option<(Pooled, 
     let mapped = p.map.len();
     // A mapping that cannot be made writable is unmapped (dropped) and not reused.
     p.map.make_accessible(0, mapped).ok()?;
-    // The pages are present but write-protected since their release: without this, the
-    // first write to each page is a fault.
-    p.map.populate_for_write(0, mapped);
+    // The pages of the old image and the new are present but write-protected since
+    // their release: without this, the first write to each page is a fault. (Pages past
+    // both were never written: left out.)
+    let used = crate::mmap::round_up_to_page(len.max(p.image_len)).min(mapped);
+    p.map.populate_for_write(0, used);
     p.contents = None;
     Some((p, 0..mapped))
 }
@@ -645,8 +655,11 @@ mod tests {
         assert!(new.bytes().iter().all(|&b| b == 0xc3));
         // SAFETY: the whole mapping is readable (RX).
         let all = unsafe { new.map.as_slice() };
-        assert_eq!(all.len(), 1 << 20);
-        assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
+        assert!(all.len() >= 1 << 20);
+        assert!(all[new.len()..].iter().all(|&b| b == 0xcc || b == 0), "old code left past the image");
+        let page = crate::mmap::page_size();
+        assert!(all[new.len()..1 << 20].iter().all(|&b| b == 0xcc), "the old image is not int3 past the new");
+        assert!(all[(1 << 20) + page..].iter().all(|&b| b == 0), "the room to grow was written");
         assert_eq!(trap_code_for_pc(base as usize + 10), Some(None), "the new image is registered");
     }
 
@@ -678,7 +691,8 @@ mod tests {
         // SAFETY: the whole mapping is readable (RX).
         let all = unsafe { new.map.as_slice() };
         assert!(all[..100].iter().all(|&b| b == 0xc3) && all[100..new.len()].iter().all(|&b| b == 0x90));
-        assert!(all[new.len()..].iter().all(|&b| b == 0xcc), "old code left past the image");
+        assert!(all[new.len()..].iter().all(|&b| b == 0xcc || b == 0), "old code left past the image");
+        assert!(all[new.len()..len].iter().all(|&b| b == 0xcc), "the old image is not int3 past the new");
     }
 
     /// Building over a described image changes the protection of only the pages
@@ -766,6 +780,34 @@ mod tests {
         // SAFETY: the whole mapping is readable (RX).
         let past = unsafe { &new.map.as_slice()[len..old_len] };
         assert!(past.iter().all(|&x| x == 0xcc), "the old image's tail is not int3");
+    }
+
+    /// A fresh mapping has room to grow: an image a few pages longer is built over the
+    /// released one in the same mapping, and keeps its bytes. (3.5 MiB: no other test
+    /// here builds code that large.)
+    #[test]
+    fn an_image_that_grew_a_little_is_built_in_the_released_mapping() {
+        let len = 7 << 19;
+        let grown = len + 3 * crate::mmap::page_size() + 100;
+        let contents: ImageContents = Arc::new(13u64);
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, _| {
+            image.writable(0..len)?.fill(0x90);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        let base = old.base();
+        drop(old);
+        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&13)).then_some(1);
+        let new = CodeMemory::build_reusing(grown, Some(contents), worth, |image, previous| {
+            assert!(previous.is_some());
+            image.writable(len..grown)?.fill(0xc3);
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        assert_eq!(new.base(), base, "the released mapping was not reused");
+        assert!(new.built_over_previous());
+        let b = new.bytes();
+        assert!(b[..len].iter().all(|&x| x == 0x90) && b[len..].iter().all(|&x| x == 0xc3));
     }
 
     #[test]
