@@ -407,11 +407,12 @@ impl CodeMemory {
         image.writable.retain(|r| !r.is_empty());
         let over_previous = previous.is_some();
         let info = fill(&mut image, previous.as_ref())?;
-        // Past the new image: `int3` to the end of its last page, and over whatever the
-        // old image had there (past that the mapping was never written, or holds an
-        // older image's `int3`). The old image's bytes are cleared only now, since
-        // `fill` may copy from them (`ImageWriter::copy_within`).
-        let stale = len..old_len.max(crate::mmap::round_up_to_page(len)).min(mapped);
+        // Past the new image: `int3` over whatever the old image had there; past that
+        // the mapping was never written, or holds an older image's `int3`. (Nothing to
+        // do when the image is as long as the old one: a warm reload changes no page.)
+        // The old image's bytes are cleared only now, since `fill` may copy from them
+        // (`ImageWriter::copy_within`).
+        let stale = len..old_len.max(len).min(mapped);
         if !stale.is_empty() {
             image.pages_writable(stale.clone())?;
             image.slice_mut(stale).fill(0xcc);
