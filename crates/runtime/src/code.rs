@@ -642,6 +642,27 @@ pub fn frame_for_pc(pc: usize) -> Option<FrameInfo> {
 mod tests {
     use super::*;
 
+    /// Builds an image of `len` bytes (byte `i` is `byte(i)`) described by `tag`, and
+    /// drops it, so that its mapping goes to the pool: returns its base and its
+    /// description.
+    fn released_image(len: usize, tag: u64, byte: impl Fn(usize) -> u8) -> (usize, ImageContents) {
+        let contents: ImageContents = Arc::new(tag);
+        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, previous| {
+            assert!(previous.is_none());
+            for (i, b) in image.writable(0..len)?.iter_mut().enumerate() {
+                *b = byte(i);
+            }
+            Ok::<_, std::io::Error>(CodeInfo::default())
+        })
+        .unwrap();
+        (old.base() as usize, contents)
+    }
+
+    /// Scores only the released image described by `tag`.
+    fn described_by(tag: u64) -> impl Fn(&ImageContents) -> Option<usize> {
+        move |c| (c.downcast_ref::<u64>() == Some(&tag)).then_some(1)
+    }
+
     /// A mapping released by a dropped image is reused by the next image of about its
     /// size, and nothing of the old code survives in it: the new image, then `int3` to
     /// the end of the mapping. (1 MiB: no other test here builds code that large, so
@@ -670,24 +691,15 @@ mod tests {
     #[test]
     fn an_image_over_a_longer_one_leaves_no_old_code_past_its_end() {
         let len = 3 << 19;
-        let contents: ImageContents = Arc::new(7u32);
-        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, previous| {
-            assert!(previous.is_none());
-            image.writable(0..len)?.fill(0x90);
-            Ok::<_, std::io::Error>(CodeInfo::default())
-        })
-        .unwrap();
-        let base = old.base();
-        drop(old);
-        let worth = |c: &ImageContents| (c.downcast_ref::<u32>() == Some(&7)).then_some(1);
-        let new = CodeMemory::build_reusing(len - 5000, Some(contents), worth, |image, previous| {
-            assert!(previous.is_some_and(|p| p.downcast_ref::<u32>() == Some(&7)));
+        let (base, contents) = released_image(len, 7, |_| 0x90);
+        let new = CodeMemory::build_reusing(len - 5000, Some(contents), described_by(7), |image, previous| {
+            assert!(previous.is_some_and(|p| p.downcast_ref::<u64>() == Some(&7)));
             assert!(image.bytes().iter().all(|&b| b == 0x90), "the old image's bytes are kept");
             image.writable(0..100)?.fill(0xc3);
             Ok::<_, std::io::Error>(CodeInfo::default())
         })
         .unwrap();
-        assert_eq!(new.base(), base);
+        assert_eq!(new.base() as usize, base);
         assert!(new.built_over_previous());
         // SAFETY: the whole mapping is readable (RX).
         let all = unsafe { new.map.as_slice() };
@@ -704,15 +716,8 @@ mod tests {
     fn an_image_over_a_previous_one_makes_only_written_pages_writable() {
         let page = crate::mmap::page_size();
         let len = 5 << 19;
-        let contents: ImageContents = Arc::new(9u64);
-        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, _| {
-            image.writable(0..len)?.fill(0x90);
-            Ok::<_, std::io::Error>(CodeInfo::default())
-        })
-        .unwrap();
-        drop(old);
-        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&9)).then_some(1);
-        let new = CodeMemory::build_reusing(len, Some(contents), worth, |image, previous| {
+        let (_, contents) = released_image(len, 9, |_| 0x90);
+        let new = CodeMemory::build_reusing(len, Some(contents), described_by(9), |image, previous| {
             assert!(previous.is_some());
             assert!(image.writable.is_empty(), "nothing is writable before a write");
             image.writable(10..20)?.fill(0xc3);
@@ -752,17 +757,8 @@ mod tests {
     #[test]
     fn a_shorter_image_copies_from_past_its_end_then_clears_it() {
         let (old_len, len) = (7 << 19, 6 << 19);
-        let contents: ImageContents = Arc::new(11u64);
-        let old = CodeMemory::build_reusing(old_len, Some(contents.clone()), |_| None, |image, _| {
-            for (i, b) in image.writable(0..old_len)?.iter_mut().enumerate() {
-                *b = (i % 251) as u8;
-            }
-            Ok::<_, std::io::Error>(CodeInfo::default())
-        })
-        .unwrap();
-        drop(old);
-        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&11)).then_some(1);
-        let new = CodeMemory::build_reusing(len, Some(contents), worth, |image, previous| {
+        let (_, contents) = released_image(old_len, 11, |i| (i % 251) as u8);
+        let new = CodeMemory::build_reusing(len, Some(contents), described_by(11), |image, previous| {
             assert!(previous.is_some());
             // The old image's last 1,000 bytes to the new one's end; two overlapping moves.
             image.copy_within(old_len - 1000..old_len, len - 1000)?;
@@ -790,22 +786,14 @@ mod tests {
     fn an_image_that_grew_a_little_is_built_in_the_released_mapping() {
         let len = 7 << 19;
         let grown = len + 3 * crate::mmap::page_size() + 100;
-        let contents: ImageContents = Arc::new(13u64);
-        let old = CodeMemory::build_reusing(len, Some(contents.clone()), |_| None, |image, _| {
-            image.writable(0..len)?.fill(0x90);
-            Ok::<_, std::io::Error>(CodeInfo::default())
-        })
-        .unwrap();
-        let base = old.base();
-        drop(old);
-        let worth = |c: &ImageContents| (c.downcast_ref::<u64>() == Some(&13)).then_some(1);
-        let new = CodeMemory::build_reusing(grown, Some(contents), worth, |image, previous| {
+        let (base, contents) = released_image(len, 13, |_| 0x90);
+        let new = CodeMemory::build_reusing(grown, Some(contents), described_by(13), |image, previous| {
             assert!(previous.is_some());
             image.writable(len..grown)?.fill(0xc3);
             Ok::<_, std::io::Error>(CodeInfo::default())
         })
         .unwrap();
-        assert_eq!(new.base(), base, "the released mapping was not reused");
+        assert_eq!(new.base() as usize, base, "the released mapping was not reused");
         assert!(new.built_over_previous());
         let b = new.bytes();
         assert!(b[..len].iter().all(|&x| x == 0x90) && b[len..].iter().all(|&x| x == 0xc3));
