@@ -587,6 +587,7 @@ impl Func<'_> {
                 ty: self.ty,
                 features: self.features,
             },
+            unchanged: false,
         };
         c.compile(env, input)
     }

@@ -20,7 +20,7 @@ use crate::names::Names;
 use crate::types::*;
 use smallvec::SmallVec;
 use std::ops::Range;
-use wasmparser::{FuncToValidate, FunctionBody, Payload, ValidPayload, Validator, ValidatorResources};
+use wasmparser::{BinaryReader, FuncToValidate, FunctionBody, Payload, ValidPayload, Validator, ValidatorResources};
 
 /// An error in a module's bytes: malformed or invalid, with the byte offset.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +209,8 @@ pub struct ParseMemo {
     num_imported_globals: u32,
     datas: std::sync::Arc<[DataSegment]>,
     names: std::sync::Arc<Names>,
+    /// Where each defined function's body is in the module's bytes.
+    bodies: Vec<Range<u32>>,
 }
 
 /// A module's sections before its code section, as parsed and validated: with the same
@@ -222,12 +224,24 @@ struct PrefixMemo {
     features: wasmparser::WasmFeatures,
     env: std::sync::Arc<ModuleEnv>,
     resources: ValidatorResources,
+    /// Where the code section's entries were ([`ModuleEnv::code_entries`]).
+    entries: Range<usize>,
 }
 
 impl ParseMemo {
     /// The number of data segments.
     pub fn len(&self) -> usize {
         self.datas.len()
+    }
+
+    /// Where defined function `defined`'s body was in its module's bytes.
+    pub fn body(&self, defined: usize) -> Option<Range<u32>> {
+        self.bodies.get(defined).cloned()
+    }
+
+    /// The number of defined functions' bodies.
+    pub fn bodies(&self) -> usize {
+        self.bodies.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -271,6 +285,9 @@ pub struct ModuleEnv {
     pub runtime_len: usize,
     /// How many bytes come before the code section's header (0: no code section).
     prefix_len: usize,
+    /// Where the code section's entries (each body with its size, after the count)
+    /// are in the module's bytes (empty if none).
+    code_entries: Range<usize>,
     /// Whether the name section came before the code section.
     names_in_prefix: bool,
     /// The name section (custom section "name"), decoded on first use.
@@ -317,6 +334,75 @@ pub struct FunctionInput<'a> {
     pub index: FuncIndex,
     pub body: FunctionBody<'a>,
     pub validator: FuncToValidate<ValidatorResources>,
+    /// Its bytes are those of the same function's body in the module whose
+    /// [`ParseMemo`] the parse reused (found in a common prefix or suffix of the two
+    /// code sections, without comparing the body).
+    pub unchanged: bool,
+}
+
+/// The bodies of a code section whose entries are `new` (a range of `bytes`), read
+/// with the help of the previous module's: `old` is that module's bytes, its code
+/// section's entries and its bodies' ranges. The bodies within the longest common
+/// prefix and suffix of the two sections' entries are the previous module's bodies,
+/// found where they are now without reading them (`unchanged`); only the ones between
+/// are read. `None` when that middle does not read as the bodies the count leaves for
+/// it (the full parse then decides, and reports any error).
+fn bodies_reusing<'a>(
+    bytes: &'a [u8],
+    new: Range<usize>,
+    (old, old_entries, old_bodies): (&[u8], &Range<usize>, &[Range<u32>]),
+    first: u32,
+    input: impl Fn(u32, FunctionBody<'a>) -> FunctionInput<'a>,
+) -> Option<Vec<FunctionInput<'a>>> {
+    let (a, b) = (old.get(old_entries.clone())?, bytes.get(new.clone())?);
+    let prefix = common_prefix(a, b);
+    let suffix = common_suffix(&a[prefix..], &b[prefix..]);
+    let (o, n) = (old_entries.start, new.start);
+    // Old body `d`'s entry (its size, then its bytes) starts where `d - 1`'s ends.
+    let entry_start = |d: usize| if d == 0 { o } else { old_bodies[d - 1].end as usize };
+    let in_prefix = old_bodies.partition_point(|r| r.end as usize - o <= prefix);
+    let in_suffix = (in_prefix..old_bodies.len()).find(|&d| entry_start(d) >= old_entries.end - suffix).unwrap_or(old_bodies.len());
+    let body_at = |start: usize, end: usize| FunctionBody::new(BinaryReader::new(&bytes[start..end], start as u64));
+    let mut bodies = Vec::with_capacity(old_bodies.len());
+    for (d, r) in old_bodies[..in_prefix].iter().enumerate() {
+        let (start, end) = (r.start as usize - o + n, r.end as usize - o + n);
+        bodies.push(FunctionInput { unchanged: true, ..input(first + d as u32, body_at(start, end)) });
+    }
+    // The changed middle, read as the full parse would.
+    let (from, to) = (entry_start(in_prefix) - o + n, new.end - (old_entries.end - entry_start(in_suffix)));
+    let mut reader = BinaryReader::new(bytes.get(from..to)?, from as u64);
+    for d in in_prefix..in_suffix {
+        let body = reader.read_reader().ok()?;
+        // wasmparser's limit on a body's size (its `limits` module is private).
+        if body.range().end - body.range().start > 7_654_321 {
+            return None;
+        }
+        bodies.push(input(first + d as u32, FunctionBody::new(body)));
+    }
+    if !reader.eof() {
+        return None;
+    }
+    for (d, r) in old_bodies.iter().enumerate().skip(in_suffix) {
+        let shift = |x: u32| x as usize - old_entries.end + new.end;
+        bodies.push(FunctionInput { unchanged: true, ..input(first + d as u32, body_at(shift(r.start), shift(r.end))) });
+    }
+    Some(bodies)
+}
+
+/// How many bytes `a` and `b` have in common at their start.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 512;
+    let whole = a.chunks(BLOCK).zip(b.chunks(BLOCK)).take_while(|(x, y)| x == y).count() * BLOCK;
+    let whole = whole.min(a.len()).min(b.len());
+    whole + a[whole..].iter().zip(&b[whole..]).take_while(|(x, y)| x == y).count()
+}
+
+/// How many bytes `a` and `b` have in common at their end.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 512;
+    let whole = a.rchunks(BLOCK).zip(b.rchunks(BLOCK)).take_while(|(x, y)| x == y).count() * BLOCK;
+    let whole = whole.min(a.len()).min(b.len());
+    whole + a[..a.len() - whole].iter().rev().zip(b[..b.len() - whole].iter().rev()).take_while(|(x, y)| x == y).count()
 }
 
 impl ModuleEnv {
@@ -367,9 +453,10 @@ impl ModuleEnv {
                 let section = bytes.get(range.start as usize..range.end as usize).unwrap_or_default();
                 check_memory_limits_encoding(section, range.start)?;
             }
-            if let Payload::CodeSectionStart { unchecked_range, .. } = &payload {
+            if let Payload::CodeSectionStart { unchecked_range, size, .. } = &payload {
                 // In bounds: the bodies are parsed from the bytes before this returns.
                 env.runtime_len = env.runtime_len.max(unchecked_range.end as usize);
+                env.code_entries = (unchecked_range.end - u64::from(*size)) as usize..unchecked_range.end as usize;
             }
             if let Payload::DataSection(r) = &payload {
                 env.runtime_len = env.runtime_len.max(r.range().end as usize);
@@ -385,7 +472,7 @@ impl ModuleEnv {
             if let ValidPayload::Func(v, body) = validator.payload(&payload)? {
                 let index = env.num_imported_funcs + next_defined_func;
                 next_defined_func += 1;
-                bodies.push(FunctionInput { index, body, validator: v });
+                bodies.push(FunctionInput { index, body, validator: v, unchanged: false });
                 continue;
             }
             env.section(payload, &mut escaping, previous.map(|(memo, _)| memo))?;
@@ -417,31 +504,36 @@ impl ModuleEnv {
         }
         let first = env.num_imported_funcs;
         let defined = env.functions.len() - first as usize;
-        let mut bodies = Vec::with_capacity(defined);
-        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-            let payload = match payload {
-                Ok(payload) => payload,
+        let mut bodies = Vec::new();
+        let mut parser = wasmparser::Parser::new(0);
+        let mut at = 0;
+        loop {
+            let payload = match parser.parse(bytes.get(at..)?, true) {
+                Ok(wasmparser::Chunk::Parsed { consumed, payload }) => {
+                    at += consumed;
+                    payload
+                }
+                Ok(wasmparser::Chunk::NeedMoreData(_)) => return None,
                 Err(e) => return Some(Err(e.into())),
             };
             match payload {
                 // The same bytes as the previous module's, valid there.
                 Payload::Version { .. } => {}
                 _ if payload.as_section().is_some_and(|(_, r)| r.end as usize <= p.len) => {}
-                Payload::CodeSectionStart { count, unchecked_range, .. } => {
-                    if count as usize != defined {
+                Payload::CodeSectionStart { count, unchecked_range, size } => {
+                    if count as usize != defined || memo.bodies.len() != defined {
                         return None;
                     }
                     env.runtime_len = unchecked_range.end as usize;
-                }
-                Payload::CodeSectionEntry(body) => {
-                    let index = first + bodies.len() as u32;
-                    let ty = *env.functions.get(index as usize)?;
-                    // wasmparser's limit on a body's size (its `limits` module is private).
-                    if body.range().end - body.range().start > 7_654_321 {
-                        return None;
-                    }
-                    let validator = FuncToValidate { resources: p.resources.clone(), index, ty, features };
-                    bodies.push(FunctionInput { index, body, validator });
+                    env.code_entries = (unchecked_range.end - u64::from(size)) as usize..unchecked_range.end as usize;
+                    let resources = &p.resources;
+                    let input = |index: u32, body| {
+                        let ty = env.functions[index as usize];
+                        FunctionInput { index, body, validator: FuncToValidate { resources: resources.clone(), index, ty, features }, unchanged: false }
+                    };
+                    bodies = bodies_reusing(bytes, env.code_entries.clone(), (old, &p.entries, &memo.bodies), first, input)?;
+                    parser.skip_section();
+                    at += size as usize;
                 }
                 Payload::DataSection(r) => {
                     let contents = r.range().start as usize..r.range().end as usize;
@@ -457,7 +549,6 @@ impl ModuleEnv {
                 _ => return None,
             }
         }
-        None
     }
 
     fn section(
@@ -631,18 +722,21 @@ impl ModuleEnv {
     }
 
     /// What a later parse can reuse of this module ([`ParseMemo`]): this module's
-    /// environment, the `features` it was parsed with, and the resources its bodies
-    /// validate against (any of its [`FunctionInput`]s' `validator.resources`).
+    /// environment, the `features` it was parsed with, the resources its bodies
+    /// validate against (any of its [`FunctionInput`]s' `validator.resources`), and
+    /// where its bodies are (its inputs' `body.range()`, in order).
     pub fn parse_memo(
         self: &std::sync::Arc<Self>,
         features: wasmparser::WasmFeatures,
         resources: Option<ValidatorResources>,
+        bodies: Vec<Range<u32>>,
     ) -> ParseMemo {
         let prefix = resources.filter(|_| self.prefix_len > 0).map(|resources| PrefixMemo {
             len: self.prefix_len,
             features,
             env: self.clone(),
             resources,
+            entries: self.code_entries.clone(),
         });
         ParseMemo {
             prefix,
@@ -652,6 +746,7 @@ impl ModuleEnv {
             num_imported_globals: self.num_imported_globals,
             datas: self.datas.clone(),
             names: self.names.clone(),
+            bodies,
         }
     }
 
@@ -737,7 +832,8 @@ mod tests {
         let features = crate::supported_features();
         let (env, inputs) = ModuleEnv::parse(wasm, features).unwrap();
         let resources = inputs.first().map(|i| i.validator.resources.clone());
-        Arc::new(env).parse_memo(features, resources)
+        let bodies = inputs.iter().map(|i| i.body.range().start as u32..i.body.range().end as u32).collect();
+        Arc::new(env).parse_memo(features, resources, bodies)
     }
 
     /// What a parse gives, in comparable form: the environment (but the name section's
@@ -818,5 +914,59 @@ mod tests {
         // Other features.
         let fewer_features = features - wasmparser::WasmFeatures::BULK_MEMORY;
         assert!(ModuleEnv::parse_after_prefix(&base, fewer_features, &memo, &base).is_none());
+    }
+
+    /// The bodies in a common prefix and suffix of two code sections are found without
+    /// reading them and flagged `unchanged`; only those between are read. Over edits of
+    /// one to three of twenty bodies (longer, shorter, the same length, the first and
+    /// the last), the parse equals a full one, an unchanged body has the bytes of the
+    /// previous module's body at its index, and every body before the first edited and
+    /// after the last is unchanged.
+    #[test]
+    fn bodies_outside_the_edited_ones_are_found_without_reading_them() {
+        let features = crate::supported_features();
+        // An edit appends instructions, or changes a constant (the same length).
+        let module = |extra: &[&str; 20]| {
+            let body = |i: usize| match extra[i] {
+                "const" => format!("local.get 0 i32.const {} i32.add", 2000 + i),
+                extra => format!("local.get 0 i32.const {} i32.add {extra}", 1000 + i),
+            };
+            let funcs: String = (0..20).map(|i| format!("(func (param i32) (result i32) {})\n", body(i))).collect();
+            wat::parse_str(format!("(module {funcs} (memory 1) (data (i32.const 0) \"abc\"))")).unwrap()
+        };
+        let base = module(&[""; 20]);
+        let (_, base_inputs) = ModuleEnv::parse(&base, features).unwrap();
+        let memo = memo_of(&base);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let edits = ["i32.const 3 i32.mul", "drop i32.const 7", "i32.eqz", "i32.const 2 i32.add i32.const 9 i32.xor", "const"];
+        for case in 0..200 {
+            let mut extra = [""; 20];
+            let mut edited: Vec<usize> = match case {
+                0 => vec![],
+                1 => vec![0],
+                2 => vec![19],
+                _ => (0..1 + next(3)).map(|_| next(20) as usize).collect(),
+            };
+            for &d in &edited {
+                extra[d] = edits[next(edits.len() as u64) as usize];
+            }
+            edited.sort_unstable();
+            let wasm = module(&extra);
+            let fast = ModuleEnv::parse_after_prefix(&wasm, features, &memo, &base).expect("taken the fast way").unwrap();
+            assert_eq!(summary(&fast), summary(&ModuleEnv::parse(&wasm, features).unwrap()), "edited {edited:?}");
+            for (d, input) in fast.1.iter().enumerate() {
+                let outside = edited.first().is_none_or(|&f| d < f) || edited.last().is_none_or(|&l| d > l);
+                assert!(!outside || input.unchanged, "body {d} (edited {edited:?}) was read again");
+                if input.unchanged {
+                    assert_eq!(input.body.as_bytes(), base_inputs[d].body.as_bytes(), "body {d} (edited {edited:?})");
+                }
+            }
+        }
     }
 }

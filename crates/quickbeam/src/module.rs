@@ -371,9 +371,11 @@ fn compile_functions(
     let mut funcs: Vec<Option<(Lookup, Range<u32>)>> = Vec::with_capacity(inputs.len());
     let mut rest = Vec::new();
     for input in inputs {
-        let loaded = match same_module {
-            Some(r) => r.ready((input.index - first) as usize).cloned(),
-            None => cache.and_then(|c| c.lookup_loaded(&ctx, env, input.index, input.body.as_bytes(), recent.as_deref())),
+        let loaded = match (same_module, &recent) {
+            (Some(r), _) => r.ready((input.index - first) as usize).cloned(),
+            // The parse found it the same as in the recent module (see `compile`).
+            (None, Some(r)) if input.unchanged => r.ready((input.index - first) as usize).cloned(),
+            (None, _) => cache.and_then(|c| c.lookup_loaded(&ctx, env, input.index, input.body.as_bytes(), recent.as_deref())),
         };
         match loaded {
             Some(ready) => {
@@ -427,8 +429,8 @@ fn compile_functions(
     if let Some(cache) = cache {
         let bodies = funcs.iter().map(|(_, body)| body.clone()).collect();
         let readies = funcs.iter().map(|(f, _)| f.ready.clone()).collect();
-        let memo = env.parse_memo(engine.config().features, resources);
-        cache.remember(RecentModule::new(ctx, copy.clone(), bodies, readies, memo));
+        let memo = env.parse_memo(engine.config().features, resources, bodies);
+        cache.remember(RecentModule::new(ctx, copy.clone(), readies, memo));
     }
     Ok(funcs)
 }
@@ -440,16 +442,24 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     // What the module compiled last lends this one's parse where their bytes are the
     // same (the sections before the code, the data and name sections: `ParseMemo`).
     let latest = cache.and_then(|c| c.latest());
-    let (env, inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.memo()))?;
+    let (env, mut inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.memo()))?;
     let env = Arc::new(env);
     let ctx = module_context_hash(&env);
     let recent = cache.and_then(|c| c.recent(&ctx));
+    // Bodies the parse found unchanged are the latest module's: they name the recent
+    // module's functions only if that is the latest.
+    let lent = latest.as_ref().zip(recent.as_ref()).is_some_and(|(l, r)| Arc::ptr_eq(l, r));
+    if !lent {
+        inputs.iter_mut().for_each(|i| i.unchanged = false);
+    }
     // The module's bytes up to its code and data (custom sections after them, such as
     // debug info, are not needed), kept for data segments, backtraces (trap offsets) and
     // lookup level 0 of the next compile: those of the recent module if they are the
-    // same (a reload of an unchanged module), else a copy.
+    // same (a reload of an unchanged module), else a copy. (Some bodies unchanged and
+    // some not: the bytes differ.)
     let kept = &wasm[..env.runtime_len.min(wasm.len())];
-    let copy = match recent.as_ref().filter(|r| ***r.wasm() == *kept) {
+    let differs = inputs.iter().any(|i| i.unchanged) && inputs.iter().any(|i| !i.unchanged);
+    let copy = match recent.as_ref().filter(|r| !differs && ***r.wasm() == *kept) {
         Some(r) => r.wasm().clone(),
         None => Arc::new(ModuleBytes::copy_from(kept)?),
     };

@@ -46,7 +46,6 @@ use std::hash::{BuildHasher, Hasher};
 use quickbeam_environ::{ParseMemo, DataSegment, FunctionInput, FunctionParameters, ModuleEnv, TrapCode};
 use quickbeam_runtime::ModuleBytes;
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{mpsc, Arc, Mutex};
 
 /// Where a defined function's code came from when its module was compiled
@@ -210,9 +209,9 @@ const RECENT_MODULES: usize = 2;
 pub(crate) struct RecentModule {
     ctx: [u8; 32],
     wasm: Arc<ModuleBytes>,
-    bodies: Vec<Range<u32>>,
     readies: Vec<Arc<Ready>>,
-    /// What it lends the next module's parse ([`ModuleEnv::parse_reusing`]).
+    /// What it lends the next module's parse ([`ModuleEnv::parse_reusing`]), with
+    /// where its bodies are.
     memo: ParseMemo,
 }
 
@@ -220,11 +219,10 @@ impl RecentModule {
     pub(crate) fn new(
         ctx: [u8; 32],
         wasm: Arc<ModuleBytes>,
-        bodies: Vec<Range<u32>>,
         readies: Vec<Arc<Ready>>,
         memo: ParseMemo,
     ) -> RecentModule {
-        RecentModule { ctx, wasm, bodies, readies, memo }
+        RecentModule { ctx, wasm, readies, memo }
     }
 
     /// What it lends the next parse, and its module's bytes ([`ModuleEnv::parse_reusing`]).
@@ -245,7 +243,7 @@ impl RecentModule {
     /// What defined function `defined` of this module finalizes with, if its body is
     /// `body`.
     pub(crate) fn same_body(&self, defined: usize, body: &[u8]) -> Option<&Arc<Ready>> {
-        let r = self.bodies.get(defined)?;
+        let r = self.memo.body(defined)?;
         let old = self.wasm.get(r.start as usize..r.end as usize)?;
         (old == body).then(|| &self.readies[defined])
     }
@@ -379,7 +377,7 @@ impl StencilCache {
     /// lists; the oldest of the recent modules is forgotten).
     pub(crate) fn remember(&self, module: RecentModule) {
         let mut maps = self.maps();
-        let cost = module.wasm.len() + module.bodies.len() * 16 + module.memo.len() * std::mem::size_of::<DataSegment>();
+        let cost = module.wasm.len() + module.memo.bodies() * 8 + module.memo.len() * std::mem::size_of::<DataSegment>();
         if cost > self.limit / 4 {
             return;
         }
