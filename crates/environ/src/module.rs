@@ -8,10 +8,12 @@
 //! A reload reuses what it can of the module parsed before ([`ParseMemo`],
 //! [`ModuleEnv::parse_reusing`]): when the bytes before the code section are the same
 //! (with the same features), those sections are taken as parsed and validated then,
-//! and the bodies validate against the same resources; a data section with the same
-//! bytes in the same context, and a name section with the same bytes, are taken as
-//! decoded then. None is validated again: the same bytes in the same context are valid
-//! again.
+//! and the bodies validate against the same resources; the bodies within the longest
+//! common prefix and suffix of the two code sections are found where the previous
+//! module's were, shifted, without reading them, and flagged `unchanged`; a data section
+//! with the same bytes in the same context, and a name section with the same bytes, are
+//! taken as decoded then. None is validated again: the same bytes in the same context
+//! are valid again.
 //!
 //! Invariant: a `ModuleEnv` only exists for a module whose sections (all but the bodies)
 //! are valid; every index it stores is in range.
@@ -197,7 +199,10 @@ pub struct DataSegment {
 ///   same memories, globals and features (all that validating a data segment depends
 ///   on, spec §3.4.7), the segments are the same and valid, and a module with 98,450
 ///   data segments (esbuild's) reloads without decoding and validating them again;
-/// - its name section: with the same bytes, the same names (decoded at most once).
+/// - its name section: with the same bytes, the same names (decoded at most once);
+/// - where its bodies were: with the same prefix, a body in the common prefix or suffix
+///   of the two code sections is the same body, found without reading or comparing it
+///   body by body.
 #[derive(Clone, Debug, Default)]
 pub struct ParseMemo {
     /// The sections before the code section, if the module has one and functions.

@@ -6,7 +6,10 @@
 //!    this engine compiled, with their bytes): if one has the same module context, the
 //!    body at the same function index is compared with this one, byte for byte. A
 //!    reload after an edit is mostly such functions, and comparing two code sections
-//!    side by side costs less than hashing each body and probing a map;
+//!    side by side costs less than hashing each body and probing a map. (When the
+//!    module's parse reused the last module's, the bodies in the common prefix and
+//!    suffix of the two code sections come flagged `unchanged`: they are that module's
+//!    without a comparison each, see `ModuleEnv::parse_reusing`);
 //! 1. the **exact body** in the in-process map: the raw body, its type and the module
 //!    context, compared byte for byte (found by a fast non-cryptographic hash, since
 //!    the comparison makes collisions harmless; a warm reload hashes at memory speed
