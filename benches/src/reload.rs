@@ -240,24 +240,52 @@ pub fn bench_reload(files: &[PathBuf]) -> Result<()> {
             };
             let mem = time_edit(&bytes, &edit, false)?;
             let disk = time_edit(&bytes, &edit, true)?;
-            edit_rows.push((name.clone(), variant, edit.what, cold, [mem, disk]));
+            let changed = changed_bodies(&bytes, &edit.wasm)?;
+            edit_rows.push((name.clone(), variant, edit.what, cold, [mem, disk], changed));
         }
     }
     println!(
         "\nAfter an edit: Module::new of the edited module in an engine (mem) or a new engine on a directory (disk) that \
          compiled only the base; % of the base's cold compile (budget < 2%); r/p/c = reused/patched/compiled."
     );
-    println!("{:<20} {:<8} {:>28} {:>28}  the edit", "module", "edit", "mem", "disk");
-    for (name, variant, what, cold, times) in edit_rows {
+    println!(
+        "changed: the bodies that differ from the base's at the same index, and their share of the code section's \
+         bytes (what a one-function edit's reload is proportional to; - when functions were added)."
+    );
+    println!("{:<20} {:<8} {:>28} {:>28} {:>16}  the edit", "module", "edit", "mem", "disk", "changed");
+    for (name, variant, what, cold, times, changed) in edit_rows {
         let cell = |(t, r): (Duration, CompileReport)| {
             format!("{:.2} ms {:>5.1}% {}", t.as_secs_f64() * 1e3, 100.0 * t.as_secs_f64() / cold.as_secs_f64(), label(&r))
         };
-        println!("{:<20} {:<8} {:>28} {:>28}  {what}", name, variant, cell(times[0]), cell(times[1]));
+        let changed = changed.map_or_else(|| "-".to_string(), |(n, share)| format!("{n}, {:.1}%", 100.0 * share));
+        println!("{:<20} {:<8} {:>28} {:>28} {:>16}  {what}", name, variant, cell(times[0]), cell(times[1]), changed);
     }
     for note in notes {
         println!("  {note}");
     }
     hot_reload_to_run()
+}
+
+/// How many of `edited`'s function bodies differ from `base`'s at the same index, and
+/// their share of `edited`'s body bytes; `None` when the two have different numbers of
+/// bodies.
+fn changed_bodies(base: &[u8], edited: &[u8]) -> Result<Option<(usize, f64)>> {
+    let bodies = |wasm: &[u8]| -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for payload in Parser::new(0).parse_all(wasm) {
+            if let Payload::CodeSectionEntry(body) = payload? {
+                out.push(body.as_bytes().to_vec());
+            }
+        }
+        Ok(out)
+    };
+    let (a, b) = (bodies(base)?, bodies(edited)?);
+    if a.len() != b.len() {
+        return Ok(None);
+    }
+    let total: usize = b.iter().map(Vec::len).sum();
+    let changed: Vec<usize> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(_, y)| y.len()).collect();
+    Ok(Some((changed.len(), changed.iter().sum::<usize>() as f64 / total.max(1) as f64)))
 }
 
 fn rayon_threads() -> String {
