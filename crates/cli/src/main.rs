@@ -62,7 +62,7 @@ enum Command {
 
 /// Run a WebAssembly module: a WASI command's `_start`, or one export with `--invoke`
 ///
-/// The guest gets the arguments after FILE (its argv[0] is FILE), the environment given
+/// The guest gets the arguments after FILE (its `argv[0]` is FILE), the environment given
 /// with `--env`, the host's stdin/stdout/stderr, and the directories given with `--dir`.
 /// Quickbeam exits with the guest's exit status; after a trap it prints the trap and a
 /// backtrace and exits with 134; when `--timeout` stops the guest it prints

@@ -5,7 +5,7 @@
 //! Every Microwasm stack position `p` has a *home*, an 8-byte frame slot (params: their
 //! argument-area slot; see [`quickbeam_environ::abi`]). A value lives as a constant, in a
 //! register (possibly shared by several positions: `pick` of a register is free), or in
-//! its own position's home ([`Loc::Home`]). Registers are reference-counted: by stack
+//! its own position's home (`Loc::Home`). Registers are reference-counted: by stack
 //! positions and by the operands an operator has popped and still uses.
 //!
 //! ```text

@@ -10,7 +10,7 @@
 //!   values between the label's base (`p - a`) and its top `a` arguments;
 //! - `return` passes the function's results to its caller.
 //!
-//! Each line of [`for_each_microwasm_op!`] gives the variant, its fields, its visitor
+//! Each line of [`for_each_microwasm_op!`](crate::for_each_microwasm_op) gives the variant, its fields, its visitor
 //! method and its text name; the enum [`Op`], the [`Visitor`] trait and the printer are
 //! all generated from it. A new operator is one line here.
 
@@ -316,14 +316,14 @@ impl BrTargets {
 
 macro_rules! define_op_enum {
     ($( $op:ident $({ $($field:ident : $ty:ty),* })? = $visit:ident $text:literal; )*) => {
-        /// One Microwasm operator (generated from [`for_each_microwasm_op!`]).
+        /// One Microwasm operator (generated from [`for_each_microwasm_op!`](crate::for_each_microwasm_op)).
         #[derive(Clone, Debug, PartialEq)]
         pub enum Op {
             $( $op $({ $($field: $ty),* })?, )*
         }
 
         /// A consumer of Microwasm, one method per operator (generated from
-        /// [`for_each_microwasm_op!`]). The backend implements it; so does [`crate::Recorder`].
+        /// [`for_each_microwasm_op!`](crate::for_each_microwasm_op)). The backend implements it; so does [`crate::Recorder`].
         pub trait Visitor {
             /// The byte offset, relative to the body's start, of the Wasm operator whose
             /// Microwasm follows (for trap sites and backtraces).

@@ -2,8 +2,8 @@
 //! one pass with zero lookahead (DESIGN.md §2.1, STYLE.md §3).
 //!
 //! [`Translator::translate`] reads a body with wasmparser's `BinaryReader` and hands each
-//! operator to [`ValidateThenTranslate`], which first runs wasmparser's `FuncValidator` on
-//! it and then [`FuncTranslator`], which streams Microwasm into the sink. Everything
+//! operator to `ValidateThenTranslate`, which first runs wasmparser's `FuncValidator` on
+//! it and then `FuncTranslator`, which streams Microwasm into the sink. Everything
 //! after validation may assume well-typed input: an inconsistency found there is
 //! [`CompileError::Internal`].
 //!

@@ -8,7 +8,7 @@
 //!   makes writable only the pages it writes ([`ImageWriter`]);
 //! - a `CodeMemory` is in the registry from `new` to drop, so every pc inside live Wasm
 //!   code can be looked up; the signal handler looks up without allocating, locking or
-//!   waiting, even while other threads register code (see [`Registry`]);
+//!   waiting, even while other threads register code (see `Registry`);
 //! - a dropped `CodeMemory`'s mapping may be kept in a small process-wide pool
 //!   ([`POOL_MAX_MAPPINGS`], [`POOL_MAX_BYTES`]) and reused by the next image of about
 //!   its size: a reload then writes over pages already present instead of mapping,

@@ -1,6 +1,6 @@
 //! Host functions as compiled code sees them: a [`VMHostFuncHeader`] whose `VMFuncRef`
 //! has the host adapter as code and the header itself as vmctx, and the Rust side of the
-//! adapter, [`quickbeam_host_call`].
+//! adapter, `quickbeam_host_call`.
 //!
 //! ```text
 //!  Wasm: r14 = &header; call quickbeam_host_adapter

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Invariants:
-//! - an [`Activation`] is on the thread's chain exactly while its `quickbeam_enter` runs;
+//! - an `Activation` is on the thread's chain exactly while its `quickbeam_enter` runs;
 //!   the handler only redirects a fault whose pc is in registered Wasm code (or the host
 //!   adapter's `ud2`) while an activation is active, and unwinds to the innermost one;
 //! - the handler never allocates, locks, or unwinds: it writes into the activation's
