@@ -815,7 +815,8 @@ mod tests {
     /// moved, copies those that moved (and relocates them), and rewrites the others.
     /// Edits here change a constant (same layout) or the size of `$b` (so `$z` moves, and
     /// `$a1`–`$a3`, which call `$z`, are relocated): the code always equals a cold
-    /// compile's and computes the new result.
+    /// compile's and computes the new result. Only the pages written change protection:
+    /// none when the same bytes are reloaded.
     /// (`$c` makes the code about 300 KB, so that the other tests' modules, which run at
     /// the same time, do not fit the released mapping.)
     #[test]
@@ -859,6 +860,18 @@ mod tests {
             let i = crate::Instance::new(&mut store, &m_, &[]).unwrap();
             let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
             assert_eq!(f.call(&mut store, ()).unwrap(), k + 60_000 + 21 + m as i32, "k = {k}, m = {m}");
+            // Only the pages written change protection: a one-constant edit's (the
+            // export's, at most two pages), and none for a warm reload of the same bytes.
+            let page = quickbeam_runtime::mmap::page_size();
+            let made_writable = m_.inner.compiled.code.bytes_made_writable();
+            if (k, m) == (6, 1) && w.over_previous {
+                assert!(made_writable <= 2 * page, "a one-constant edit made {made_writable} bytes writable");
+            }
+            drop((store, m_));
+            let again = Module::new(&engine, wat(k, m)).unwrap();
+            if again.inner.compiled.code.built_over_previous() {
+                assert_eq!(again.inner.compiled.code.bytes_made_writable(), 0, "k = {k}, m = {m}: a warm reload changed pages");
+            }
         }
         let reloads = edits.len() - 1;
         assert!(over_previous >= reloads - 1, "only {over_previous} of {reloads} reloads were built over the previous image");

@@ -154,6 +154,8 @@ pub struct CodeMemory {
     contents: Option<ImageContents>,
     /// Whether it was built over a described image (its `fill` got a description).
     over_previous: bool,
+    /// How many bytes of the mapping building it made writable (and then executable).
+    made_writable: usize,
 }
 
 /// A code image being built ([`CodeMemory::build_reusing`]): all of it is readable;
@@ -417,8 +419,10 @@ impl CodeMemory {
             image.pages_writable(stale.clone())?;
             image.slice_mut(stale).fill(0xcc);
         }
+        let mut made_writable = 0;
         for r in std::mem::take(&mut image.writable) {
             map.make_executable(r.start, r.len())?;
+            made_writable += r.len();
         }
 
         let info = Arc::new(info);
@@ -427,13 +431,20 @@ impl CodeMemory {
             let i = t.partition_point(|e| e.start < entry.start);
             t.insert(i, entry);
         });
-        Ok(CodeMemory { map, len, info, contents, over_previous })
+        Ok(CodeMemory { map, len, info, contents, over_previous, made_writable })
     }
 
     /// Whether this image was built in the mapping of a released image with a
     /// description ([`build_reusing`](Self::build_reusing)).
     pub fn built_over_previous(&self) -> bool {
         self.over_previous
+    }
+
+    /// How many bytes (whole pages) of its mapping building this image made writable and
+    /// then executable again: all of a fresh mapping; over a previous image, only the
+    /// pages written (none when the image is the previous one's).
+    pub fn bytes_made_writable(&self) -> usize {
+        self.made_writable
     }
 
     pub fn base(&self) -> *const u8 {
