@@ -211,10 +211,11 @@ const MAX_CHUNK_FUNCTIONS: usize = 4 * CHUNK_FUNCTIONS as usize;
 /// after it in its chunk: later chunks stay where they were, and a reload can keep
 /// their code ([`ImageLayout`]). A chunk ends after a function chosen by a hash of its
 /// name (content-defined, as in rsync's or backup tools' chunking), so editing a
-/// function moves no boundary, and adding or removing one changes only its own chunk's. Functions without a name are chosen by their
-/// code's [`layout_hash`] instead (an edit of such a function may then split or merge
-/// its chunk, and move the chunks after it). The layout depends only on the module and
-/// the stencils' code, so it is the same whatever the cache held (I1).
+/// function moves no boundary, and adding or removing one changes only its own
+/// chunk's. Functions without a name are chosen by their code's [`layout_hash`] instead
+/// (an edit of such a function may then split or merge its chunk, and move the chunks
+/// after it). The layout depends only on the module and the stencils' code, so it is
+/// the same whatever the cache held (I1).
 ///
 /// # Errors
 /// The code exceeds 4 GiB.
@@ -448,7 +449,8 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<(CompiledModule, CompileRepor
     let t0 = Instant::now();
     let cache = engine.inner.stencils.as_ref();
     // What the module compiled last lends this one's parse where their bytes are the
-    // same (the sections before the code, the data and name sections: `ParseMemo`).
+    // same (the sections before the code, the bodies in a common prefix and suffix of
+    // the code, the data and name sections: `ParseMemo`).
     let latest = cache.and_then(|c| c.latest());
     let (env, mut inputs) = ModuleEnv::parse_reusing(wasm, engine.config().features, latest.as_ref().map(|m| m.memo()))?;
     let env = Arc::new(env);
