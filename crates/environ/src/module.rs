@@ -229,8 +229,6 @@ struct PrefixMemo {
     features: wasmparser::WasmFeatures,
     env: std::sync::Arc<ModuleEnv>,
     resources: ValidatorResources,
-    /// Where the code section's entries were ([`ModuleEnv::code_entries`]).
-    entries: Range<usize>,
 }
 
 impl ParseMemo {
@@ -536,7 +534,7 @@ impl ModuleEnv {
                         let ty = env.functions[index as usize];
                         FunctionInput { index, body, validator: FuncToValidate { resources: resources.clone(), index, ty, features }, unchanged: false }
                     };
-                    bodies = bodies_reusing(bytes, env.code_entries.clone(), (old, &p.entries, &memo.bodies), first, input)?;
+                    bodies = bodies_reusing(bytes, env.code_entries.clone(), (old, &p.env.code_entries, &memo.bodies), first, input)?;
                     parser.skip_section();
                     at += size as usize;
                 }
@@ -741,7 +739,6 @@ impl ModuleEnv {
             features,
             env: self.clone(),
             resources,
-            entries: self.code_entries.clone(),
         });
         ParseMemo {
             prefix,
